@@ -1,0 +1,49 @@
+# The two commands a new user needs: `make run` and `make test`.
+# Everything below installs itself: Python 3.10 from pyenv (or python3.10 on PATH),
+# uv into a bootstrap venv, then the hashed lock into .venv.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV := .uv/bin/uv
+PYTHON310 ?= $(shell command -v pyenv >/dev/null 2>&1 && ls -d "$$(pyenv root)"/versions/3.10.*/bin/python3 2>/dev/null | sort -V | tail -1 || command -v python3.10)
+LOCK := requirements/lock.txt
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast bench lock env clean
+
+$(UV):
+	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
+	"$(PYTHON310)" -m venv .uv
+	.uv/bin/pip install --quiet --disable-pip-version-check "uv==0.13.9"
+
+$(VENV)/.installed: $(LOCK) requirements/fairness-indicators.txt pyproject.toml | $(UV)
+	test -x $(PY) || $(UV) venv --python "$(PYTHON310)" $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --require-hashes $(LOCK)
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --no-deps --require-hashes -r requirements/fairness-indicators.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --no-deps --no-build-isolation -e .
+	touch $@
+
+env: $(VENV)/.installed
+
+run: env
+	$(VENV)/bin/fairway run $(ARGS)
+
+test: env
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: env
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+bench: env
+	$(PY) -m benchmarks.pipeline_bench $(ARGS)
+
+# Regenerate the pinned, hashed lock (no index URLs are written).
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --extra test --python-version 3.10 \
+	  --override requirements/overrides.txt --generate-hashes --no-header -o $(LOCK)
+	$(UV) pip compile requirements/fairness-indicators.in --no-deps --python-version 3.10 \
+	  --generate-hashes --no-header -o requirements/fairness-indicators.txt
+
+clean:
+	rm -rf $(VENV) .uv
