@@ -1,0 +1,1 @@
+"""Dataset acquisition: sources, checksums and cleaning (see data/README.md)."""

@@ -1,0 +1,278 @@
+"""Fairway's one typed configuration.
+
+A dataset is described by a TOML file (the presets in ``pipeline/presets/`` use the same format as a
+user's own file), validated here before anything runs. This is the only module that decides paths.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+from typing import Any, Mapping
+
+import tomli
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+PRESETS_DIR = pathlib.Path(__file__).resolve().parent / "presets"
+SCHEMAS_DIR = REPO_ROOT / "schemas"
+
+# Beam's DirectRunner first tries to download the Prism runner (no internet here) and falls back
+# after a delay; FnApiRunner was the fastest option measured on 2 cores.
+DEFAULT_BEAM_ARGS = ("--runner=FnApiRunner",)
+
+SOURCES = ("census", "taxi", "csv")
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+_FEATURE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the field."""
+
+
+def _fail(source: str, field: str, expected: str, got: Any) -> None:
+    raise ConfigError(f"{source}: field '{field}': expected {expected}, got {got!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """What the pipeline needs to know about a tabular dataset."""
+
+    name: str
+    source: str  # census | taxi (obtained by data.acquire) | csv (user files in csv_dir)
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    label: str
+    sensitive: str | None = None
+    slices: tuple[tuple[str, ...], ...] = ()
+    csv_dir: pathlib.Path | None = None  # train/ + eval/ subfolders, or plain CSVs to split
+    schema_path: pathlib.Path | None = None
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    @property
+    def schema_file(self) -> pathlib.Path:
+        return self.schema_path or SCHEMAS_DIR / self.name / "schema.pbtxt"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    train_steps: int = 2000
+    eval_steps: int = 200
+    batch_size: int = 128
+    hidden_units: tuple[int, ...] = (64, 32)
+    learning_rate: float = 1e-3
+    embedding_dim: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    min_auc: float = 0.75  # absolute bar a candidate must clear
+    max_auc_drop: float = 0.01  # tolerated AUC loss against the last blessed model
+    decision_threshold: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    dataset: DatasetSpec
+    output_dir: pathlib.Path
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    sample: int | None = None  # rows per split; None runs the full data
+    beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
+    enable_cache: bool = True
+    mysql: Mapping[str, Any] | None = None  # host, port, database, user, password
+
+    @property
+    def pipeline_name(self) -> str:
+        return f"fairway-{self.dataset.name}"
+
+    @property
+    def model_name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def pipeline_root(self) -> pathlib.Path:
+        return self.output_dir / "root"
+
+    @property
+    def metadata_path(self) -> pathlib.Path:
+        return self.output_dir / "metadata.sqlite"
+
+    @property
+    def serving_dir(self) -> pathlib.Path:
+        return self.output_dir / "serving"
+
+    @property
+    def input_dir(self) -> pathlib.Path:
+        return self.output_dir / "input"
+
+
+def data_home() -> pathlib.Path:
+    """Where downloaded datasets are cached (FAIRWAY_DATA_HOME overrides)."""
+    env = os.environ.get("FAIRWAY_DATA_HOME")
+    return pathlib.Path(env) if env else pathlib.Path.home() / ".cache" / "fairway" / "datasets"
+
+
+def _str_list(raw: Mapping[str, Any], key: str, src: str, required: bool = True) -> tuple[str, ...]:
+    value = raw.get(key, None if required else [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        _fail(src, f"dataset.{key}", "a list of column names", value)
+    for v in value:
+        if not _FEATURE_RE.match(v):
+            _fail(src, f"dataset.{key}", "column names of letters, digits and '_'", v)
+    return tuple(value)
+
+
+def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> DatasetSpec:
+    known = {"name", "source", "numeric", "categorical", "label", "sensitive", "slices", "csv_dir",
+             "schema"}
+    for key in raw:
+        if key not in known:
+            _fail(src, f"dataset.{key}", f"one of {sorted(known)}", key)
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        _fail(src, "dataset.name", "a name of letters, digits, '-' or '_'", name)
+    source = raw.get("source", "csv")
+    if source not in SOURCES:
+        _fail(src, "dataset.source", f"one of {list(SOURCES)}", source)
+    numeric = _str_list(raw, "numeric", src, required=False)
+    categorical = _str_list(raw, "categorical", src, required=False)
+    if not numeric and not categorical:
+        _fail(src, "dataset.numeric/categorical", "at least one feature", [])
+    both = set(numeric) & set(categorical)
+    if both:
+        _fail(src, "dataset.categorical", "columns not also listed as numeric", sorted(both))
+    label = raw.get("label")
+    if not isinstance(label, str) or not _FEATURE_RE.match(label):
+        _fail(src, "dataset.label", "a column name", label)
+    if label in numeric or label in categorical:
+        _fail(src, "dataset.label", "a column that is not also a feature", label)
+    sensitive = raw.get("sensitive")
+    if sensitive is not None and sensitive not in categorical:
+        _fail(src, "dataset.sensitive", f"one of the categorical features {list(categorical)}",
+              sensitive)
+    slices_raw = raw.get("slices", [])
+    if not isinstance(slices_raw, list):
+        _fail(src, "dataset.slices", "a list of lists of feature names", slices_raw)
+    slices = []
+    for s in slices_raw:
+        if (not isinstance(s, list) or not s
+                or not all(isinstance(c, str) and c in numeric + categorical for c in s)):
+            _fail(src, "dataset.slices", "lists of feature names from numeric/categorical", s)
+        slices.append(tuple(s))
+    csv_dir = raw.get("csv_dir")
+    if source == "csv":
+        if not isinstance(csv_dir, str):
+            _fail(src, "dataset.csv_dir", "a folder of CSV files (source = 'csv')", csv_dir)
+        csv_dir = (base / csv_dir).resolve()
+    elif csv_dir is not None:
+        _fail(src, "dataset.csv_dir", f"nothing for source '{source}' (use --data DIR)", csv_dir)
+    schema = raw.get("schema")
+    if schema is not None and not isinstance(schema, str):
+        _fail(src, "dataset.schema", "a path to schema.pbtxt", schema)
+    return DatasetSpec(
+        name=name, source=source, numeric=numeric, categorical=categorical, label=label,
+        sensitive=sensitive, slices=tuple(slices), csv_dir=csv_dir,
+        schema_path=(base / schema).resolve() if schema else None)
+
+
+def _section(raw: Mapping[str, Any], cls: type, prefix: str, src: str):
+    """Build a dataclass from a TOML table, checking names, types and ranges."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    defaults = cls()
+    values = {}
+    for key, value in raw.items():
+        if key not in fields:
+            _fail(src, f"{prefix}.{key}", f"one of {sorted(fields)}", key)
+        default = getattr(defaults, key)
+        if isinstance(default, tuple):
+            if (not isinstance(value, list) or not value
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                               for v in value)):
+                _fail(src, f"{prefix}.{key}", "a non-empty list of positive integers", value)
+            value = tuple(value)
+        elif isinstance(default, int):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                _fail(src, f"{prefix}.{key}", "a positive integer", value)
+        elif isinstance(default, float):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                _fail(src, f"{prefix}.{key}", "a number", value)
+            value = float(value)
+            if not 0.0 <= value <= 1.0 and key != "learning_rate":
+                _fail(src, f"{prefix}.{key}", "a number between 0 and 1", value)
+            if key == "learning_rate" and not 0.0 < value < 1.0:
+                _fail(src, f"{prefix}.{key}", "a number in (0, 1)", value)
+        values[key] = value
+    return cls(**values)
+
+
+def load(path: str | os.PathLike, *, output_dir: str | os.PathLike | None = None,
+         data_dir: str | os.PathLike | None = None, sample: int | None = None,
+         overrides: Mapping[str, Mapping[str, Any]] | None = None) -> PipelineConfig:
+    """Read a TOML config, apply command-line choices, and validate everything."""
+    path = pathlib.Path(path)
+    src = str(path)
+    try:
+        raw = tomli.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{src}: config file not found") from None
+    except tomli.TOMLDecodeError as e:
+        raise ConfigError(f"{src}: not valid TOML: {e}") from None
+    return from_dict(raw, src=src, base=path.parent, output_dir=output_dir, data_dir=data_dir,
+                     sample=sample, overrides=overrides)
+
+
+def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Path = REPO_ROOT,
+              output_dir=None, data_dir=None, sample=None, overrides=None) -> PipelineConfig:
+    raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+    for table, values in (overrides or {}).items():
+        raw.setdefault(table, {}).update(values)
+    known = {"dataset", "training", "evaluation", "pipeline"}
+    for key in raw:
+        if key not in known:
+            _fail(src, key, f"one of the tables {sorted(known)}", key)
+    if "dataset" not in raw:
+        _fail(src, "dataset", "a [dataset] table", None)
+    dataset = _dataset_from_dict(raw["dataset"], src, base)
+    if data_dir is not None:
+        data_dir = pathlib.Path(data_dir).resolve()
+        if not data_dir.is_dir():
+            _fail("--data", "data", "an existing folder of CSV files", str(data_dir))
+        dataset = dataclasses.replace(dataset, source="csv", csv_dir=data_dir)
+    if not dataset.schema_file.is_file():
+        _fail(src, "dataset.schema", "an existing schema.pbtxt", str(dataset.schema_file))
+    training = _section(raw.get("training", {}), TrainingConfig, "training", src)
+    evaluation = _section(raw.get("evaluation", {}), EvaluationConfig, "evaluation", src)
+    pipe = raw.get("pipeline", {})
+    for key in pipe:
+        if key not in {"beam_args", "output_dir", "enable_cache", "mysql"}:
+            _fail(src, f"pipeline.{key}", "one of beam_args, output_dir, enable_cache, mysql", key)
+    beam_args = pipe.get("beam_args", list(DEFAULT_BEAM_ARGS))
+    if not isinstance(beam_args, list) or not all(isinstance(a, str) for a in beam_args):
+        _fail(src, "pipeline.beam_args", "a list of strings", beam_args)
+    mysql = pipe.get("mysql")
+    if mysql is not None and (not isinstance(mysql, dict) or "host" not in mysql
+                              or "database" not in mysql):
+        _fail(src, "pipeline.mysql", "a table with at least host and database", mysql)
+    out = output_dir or pipe.get("output_dir") or REPO_ROOT / "outputs" / dataset.name
+    if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int)
+                               or sample < 100):
+        _fail(src, "sample", "a whole number of rows >= 100", sample)
+    return PipelineConfig(
+        dataset=dataset, output_dir=pathlib.Path(out).resolve(), training=training,
+        evaluation=evaluation, sample=sample, beam_args=tuple(beam_args),
+        enable_cache=bool(pipe.get("enable_cache", True)), mysql=mysql)
+
+
+def presets() -> dict[str, pathlib.Path]:
+    return {p.stem: p for p in sorted(PRESETS_DIR.glob("*.toml"))}
+
+
+def preset(name: str, **kwargs) -> PipelineConfig:
+    available = presets()
+    if name not in available:
+        raise ConfigError(f"unknown dataset '{name}': expected one of {sorted(available)}")
+    return load(available[name], **kwargs)

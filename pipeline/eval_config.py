@@ -1,0 +1,42 @@
+"""The TFMA EvalConfig: metrics, slices and the blessing thresholds, all from the config."""
+from __future__ import annotations
+
+import json
+
+import tensorflow_model_analysis as tfma
+
+from modules import signatures
+from pipeline.config import PipelineConfig
+
+
+def build(cfg: PipelineConfig) -> tfma.EvalConfig:
+    ev = cfg.evaluation
+    auc_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": ev.min_auc}),
+        # No regression against the last blessed model beyond the tolerated drop.
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -ev.max_auc_drop}))
+    thresholds = {"thresholds": [ev.decision_threshold]}
+    metrics = [
+        tfma.MetricConfig(class_name="ExampleCount"),
+        # Gate on the overall slice only: tiny slices have noisy (or undefined) AUC.
+        tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
+            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
+                                         threshold=auc_threshold)]),
+        tfma.MetricConfig(class_name="BinaryAccuracy",
+                          config=json.dumps({"threshold": ev.decision_threshold})),
+        tfma.MetricConfig(class_name="Precision", config=json.dumps(thresholds)),
+        tfma.MetricConfig(class_name="Recall", config=json.dumps(thresholds)),
+        tfma.MetricConfig(class_name="Calibration"),
+        tfma.MetricConfig(class_name="MeanLabel"),
+        tfma.MetricConfig(class_name="MeanPrediction"),
+        tfma.MetricConfig(class_name="CalibrationPlot"),
+    ]
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=signatures.EXAMPLES_SIGNATURE,
+                                    label_key=cfg.dataset.label,
+                                    preprocessing_function_names=[])],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=list(s))
+                                             for s in cfg.dataset.slices],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)])

@@ -1,0 +1,105 @@
+"""ML Metadata: the connection config, and a summary of the latest run read back from it."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from pipeline.config import PipelineConfig
+
+_STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+def connection_config(cfg: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
+    if cfg.mysql:
+        m = cfg.mysql
+        return tfx.orchestration.metadata.mysql_metadata_connection_config(
+            host=m["host"], port=int(m.get("port", 3306)), database=m["database"],
+            username=m.get("user", "root"), password=m.get("password", ""))
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(str(cfg.metadata_path))
+
+
+def store(cfg: PipelineConfig) -> metadata_store.MetadataStore:
+    if not cfg.mysql and not cfg.metadata_path.exists():
+        raise FileNotFoundError(f"{cfg.metadata_path}: no metadata store; run `fairway run` first")
+    return metadata_store.MetadataStore(connection_config(cfg))
+
+
+def _prop(artifact_or_exec, name: str) -> Any:
+    for props in (artifact_or_exec.custom_properties, artifact_or_exec.properties):
+        if name in props:
+            v = props[name]
+            return getattr(v, v.WhichOneof("value"))
+    return None
+
+
+def latest_run(s: metadata_store.MetadataStore, pipeline_name: str):
+    """The newest pipeline_run context of this pipeline, or None."""
+    pipeline_ctx = s.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_ctx is None:
+        return None
+    runs = [c for c in s.get_contexts_by_type("pipeline_run")
+            if any(p.id == pipeline_ctx.id for p in s.get_parent_contexts_by_context(c.id))]
+    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)) if runs else None
+
+
+def run_summary(cfg: PipelineConfig) -> dict[str, Any]:
+    s = store(cfg)
+    run = latest_run(s, cfg.pipeline_name)
+    if run is None:
+        raise LookupError(f"no run of pipeline '{cfg.pipeline_name}' in {cfg.metadata_path}")
+    node_type = s.get_context_type("node").id
+    artifact_types = {t.id: t.name for t in s.get_artifact_types()}
+    executions = sorted(s.get_executions_by_context(run.id),
+                        key=lambda e: (e.create_time_since_epoch, e.id))
+    nodes, artifacts_by_type = [], {}
+    for e in executions:
+        node_ctx = [c for c in s.get_contexts_by_execution(e.id) if c.type_id == node_type]
+        node_id = node_ctx[0].name.split(".", 1)[-1] if node_ctx else f"execution {e.id}"
+        outputs = [ev.artifact_id for ev in s.get_events_by_execution_ids([e.id])
+                   if ev.type in (metadata_store_pb2.Event.OUTPUT,
+                                  metadata_store_pb2.Event.DECLARED_OUTPUT)]
+        arts = s.get_artifacts_by_id(outputs) if outputs else []
+        for a in arts:
+            artifacts_by_type.setdefault(artifact_types[a.type_id], []).append(a)
+        nodes.append({
+            "node": node_id,
+            "state": _STATES.get(e.last_known_state, "UNKNOWN"),
+            "seconds": round((e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000, 1),
+            "artifacts": {artifact_types[a.type_id]: a.uri for a in arts},
+        })
+    summary: dict[str, Any] = {"pipeline": cfg.pipeline_name, "run_id": run.name, "nodes": nodes}
+    blessing = (artifacts_by_type.get("ModelBlessing") or [None])[-1]
+    summary["blessed"] = bool(_prop(blessing, "blessed")) if blessing else None
+    pushed = (artifacts_by_type.get("PushedModel") or [None])[-1]
+    summary["pushed"] = bool(_prop(pushed, "pushed")) if pushed else None
+    summary["pushed_version"] = _prop(pushed, "pushed_version") if pushed else None
+    summary["pushed_to"] = _prop(pushed, "pushed_destination") if pushed else None
+    evaluation = (artifacts_by_type.get("ModelEvaluation") or [None])[-1]
+    summary["metrics"] = slice_metrics(evaluation.uri) if evaluation else {}
+    return summary
+
+
+def slice_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    """Scalar metrics per slice ("Overall", "sex=Female", ...) of the candidate model."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_eval_result(evaluation_uri)
+    out = {}
+    for slice_key, by_output in result.slicing_metrics:
+        name = "Overall" if not slice_key else ", ".join(f"{k}={v}" for k, v in slice_key)
+        values = {}
+        for sub in by_output.get("", {}).values():
+            for metric, value in sub.items():
+                if "doubleValue" in value:
+                    values[metric] = value["doubleValue"]
+        out[name] = values
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] != "Overall", kv[0])))
+
+
+def to_json(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, indent=2, sort_keys=True, default=str)

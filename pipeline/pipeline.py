@@ -1,0 +1,98 @@
+"""create_pipeline: the TFX DAG, wiring only (no I/O, no paths chosen here)."""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from tfx import v1 as tfx
+
+from modules import features as F
+from pipeline import eval_config, metadata
+from pipeline.components import DataGate
+from pipeline.config import PipelineConfig
+
+PREPROCESSING_FN = "modules.transform.preprocessing_fn"
+RUN_FN = "modules.trainer.run_fn"
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    """What the pipeline reads: the CSV folder (presplit: it has train/ and eval/ subfolders)
+    and the curated schema."""
+
+    base: pathlib.Path
+    presplit: bool
+    schema: pathlib.Path
+
+
+def features(cfg: PipelineConfig) -> F.Features:
+    ds = cfg.dataset
+    return F.Features(ds.numeric, ds.categorical, ds.label, ds.sensitive)
+
+
+def _example_gen(data: Input) -> tfx.components.CsvExampleGen:
+    if data.presplit:
+        return tfx.components.CsvExampleGen(
+            input_base=str(data.base),
+            input_config=tfx.proto.Input(splits=[
+                tfx.proto.Input.Split(name="train", pattern="train/*"),
+                tfx.proto.Input.Split(name="eval", pattern="eval/*")]))
+    return tfx.components.CsvExampleGen(
+        input_base=str(data.base),
+        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
+            tfx.proto.SplitConfig.Split(name="train", hash_buckets=2),
+            tfx.proto.SplitConfig.Split(name="eval", hash_buckets=1)])))
+
+
+def create_pipeline(cfg: PipelineConfig, data: Input) -> tfx.dsl.Pipeline:
+    custom_config = {"features": features(cfg).to_config(),
+                     "training": dataclasses.asdict(cfg.training)}
+
+    example_gen = _example_gen(data)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(data.schema))
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"])
+
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config)
+    transform.add_upstream_node(data_gate)  # no training on data with anomalies
+
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=cfg.training.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=cfg.training.eval_steps),
+        custom_config=custom_config)
+
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        eval_config=eval_config.build(cfg))
+
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=str(cfg.serving_dir / cfg.model_name))))
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=cfg.pipeline_name,
+        pipeline_root=str(cfg.pipeline_root),
+        components=[example_gen, statistics_gen, schema_gen, example_validator, data_gate,
+                    transform, trainer, baseline, evaluator, pusher],
+        enable_cache=cfg.enable_cache,
+        metadata_connection_config=metadata.connection_config(cfg),
+        beam_pipeline_args=list(cfg.beam_args))

@@ -1,0 +1,111 @@
+"""The `fairway` command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline import config as config_lib
+
+EXIT_USAGE, EXIT_FAILED = 2, 1
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--dataset", default="census", help="a preset: census (default) or taxi")
+    src.add_argument("--config", metavar="FILE", help="a TOML config for your own dataset")
+    p.add_argument("--output", metavar="DIR", help="output folder (default: outputs/<dataset>)")
+    p.add_argument("--data", metavar="DIR", help="CSV files of the same shape as the dataset")
+
+
+def _config(args, **extra) -> config_lib.PipelineConfig:
+    kwargs = dict(output_dir=args.output, data_dir=args.data, **extra)
+    if args.config:
+        return config_lib.load(args.config, **kwargs)
+    return config_lib.preset(args.dataset, **kwargs)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fairway", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the whole pipeline with LocalDagRunner")
+    _add_config_args(run)
+    run.add_argument("--sample", type=_positive, metavar="N",
+                     help="use a fixed random sample of N rows per split")
+    run.add_argument("--train-steps", type=_positive, metavar="N", help="override training steps")
+    run.add_argument("--no-cache", action="store_true", help="re-run every component")
+
+    status = sub.add_parser("status", help="the latest run as recorded in ML Metadata")
+    _add_config_args(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    data = sub.add_parser("data", help="obtain and verify a dataset without running")
+    _add_config_args(data)
+    return p
+
+
+def cmd_run(args) -> int:
+    from runners import local
+
+    overrides = {}
+    if args.train_steps:
+        overrides["training"] = {"train_steps": args.train_steps}
+    if args.no_cache:
+        overrides["pipeline"] = {"enable_cache": False}
+    cfg = _config(args, sample=args.sample, overrides=overrides)
+    seconds = local.run(cfg)
+    print(f"\nPipeline finished in {seconds:.1f}s\n")
+    return _print_status(cfg, as_json=False)
+
+
+def _print_status(cfg, as_json: bool) -> int:
+    from pipeline import metadata
+    from runners import report
+
+    summary = metadata.run_summary(cfg)
+    print(metadata.to_json(summary) if as_json else report.text(summary))
+    return 0
+
+
+def cmd_status(args) -> int:
+    return _print_status(_config(args), args.json)
+
+
+def cmd_data(args) -> int:
+    from data import acquire
+
+    data = acquire.prepare(_config(args))
+    print(data.base)
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from data.acquire import DataError
+    from pipeline.components import DataAnomaliesError
+
+    try:
+        return {"run": cmd_run, "status": cmd_status, "data": cmd_data}[args.command](args)
+    except config_lib.ConfigError as e:
+        print(f"fairway: config error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except (DataError, DataAnomaliesError, FileNotFoundError, LookupError) as e:
+        print(f"fairway: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("fairway: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Run the pipeline with TFX's LocalDagRunner (the default runner)."""
+from __future__ import annotations
+
+import time
+
+from tfx import v1 as tfx
+
+from data import acquire
+from pipeline import pipeline as pipeline_lib
+from pipeline.config import PipelineConfig
+from runners.progress import Progress
+
+
+def run(cfg: PipelineConfig) -> float:
+    """Obtain the data, run every component, and return the wall time in seconds."""
+    data = acquire.prepare(cfg)
+    p = pipeline_lib.create_pipeline(cfg, data)
+    ids = [c.id for c in p.components]
+    print(f"Running {cfg.pipeline_name}: {len(ids)} components, output in {cfg.output_dir}",
+          flush=True)
+    start = time.monotonic()
+    log_file = cfg.output_dir / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    with Progress(ids, log_file):
+        tfx.orchestration.LocalDagRunner().run(p)
+    return time.monotonic() - start

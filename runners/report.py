@@ -1,0 +1,34 @@
+"""Human-readable rendering of a run summary (the dict from pipeline.metadata.run_summary)."""
+from __future__ import annotations
+
+from typing import Any
+
+_KEY_METRICS = ("example_count", "auc", "binary_accuracy", "precision", "recall", "calibration")
+
+
+def text(summary: dict[str, Any]) -> str:
+    lines = [f"Run {summary['run_id']} of {summary['pipeline']}", ""]
+    lines.append(f"{'node':34} {'state':10} {'seconds':>8}")
+    for n in summary["nodes"]:
+        lines.append(f"{n['node']:34} {n['state']:10} {n['seconds']:>8.1f}")
+        for kind, uri in n["artifacts"].items():
+            lines.append(f"    {kind}: {uri}")
+    if summary["metrics"]:
+        lines += ["", "Evaluation (candidate model)"]
+        names = [m for m in _KEY_METRICS
+                 if any(m in v for v in summary["metrics"].values())]
+        lines.append(f"{'slice':40}" + "".join(f"{m[:12]:>13}" for m in names))
+        for slice_name, values in summary["metrics"].items():
+            cells = "".join(_cell(values.get(m, "-")) for m in names)
+            lines.append(f"{slice_name[:40]:40}{cells}")
+    lines.append("")
+    lines.append(f"Blessed: {summary['blessed']}")
+    if summary["pushed"]:
+        lines.append(f"Pushed: version {summary['pushed_version']} -> {summary['pushed_to']}")
+    else:
+        lines.append("Pushed: no")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return f"{value:>13.4f}" if isinstance(value, float) else f"{value!s:>13}"
