@@ -11,7 +11,7 @@ EXIT_USAGE, EXIT_FAILED = 2, 1
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--dataset", default="census", help="a preset: census (default) or taxi")
+    src.add_argument("--dataset", help="a preset: census (default) or taxi")
     src.add_argument("--config", metavar="FILE", help="a TOML config for your own dataset")
     p.add_argument("--output", metavar="DIR", help="output folder (default: outputs/<dataset>)")
     p.add_argument("--data", metavar="DIR", help="CSV files of the same shape as the dataset")
@@ -21,7 +21,7 @@ def _config(args, **extra) -> config_lib.PipelineConfig:
     kwargs = dict(output_dir=args.output, data_dir=args.data, **extra)
     if args.config:
         return config_lib.load(args.config, **kwargs)
-    return config_lib.preset(args.dataset, **kwargs)
+    return config_lib.preset(args.dataset or "census", **kwargs)
 
 
 def _positive(text: str) -> int:

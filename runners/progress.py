@@ -42,7 +42,8 @@ class Progress(logging.Handler):
     def __enter__(self):
         """TFX's INFO logs go to the log file; the console keeps warnings and progress."""
         root = logging.getLogger()
-        self._saved = [(h, h.level) for h in root.handlers]
+        self._saved = [(h, h.level) for name in ("", "tensorflow")
+                       for h in logging.getLogger(name).handlers]
         for h, _ in self._saved:
             h.setLevel(max(h.level, logging.WARNING))
         self.log_file.parent.mkdir(parents=True, exist_ok=True)

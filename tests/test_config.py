@@ -1,0 +1,94 @@
+import pathlib
+
+import pytest
+
+from pipeline import config
+
+SCHEMA = config.SCHEMAS_DIR / "census" / "schema.pbtxt"
+
+
+def user_toml(extra: str = "", dataset: str = "") -> str:
+    return f"""
+[dataset]
+name = "mine"
+source = "csv"
+csv_dir = "csvs"
+schema = "{SCHEMA}"
+numeric = ["age"]
+categorical = ["sex", "race"]
+label = "income"
+sensitive = "sex"
+slices = [["sex"], ["sex", "race"]]
+{dataset}
+{extra}
+"""
+
+
+def test_presets_load_and_differ():
+    census, taxi = config.preset("census"), config.preset("taxi")
+    assert census.dataset.label == "income" and census.dataset.sensitive == "sex"
+    assert ("sex", "race") in census.dataset.slices
+    assert taxi.dataset.label == "big_tipper"
+    assert set(census.dataset.features).isdisjoint(taxi.dataset.features)
+    assert census.dataset.schema_file.is_file() and taxi.dataset.schema_file.is_file()
+
+
+def test_user_config_resolves_paths_relative_to_the_file(write, tmp_path):
+    path = write("cfg/mine.toml", user_toml("[training]\ntrain_steps = 10\nhidden_units = [4]"))
+    cfg = config.load(path, output_dir=tmp_path / "out", sample=500)
+    assert cfg.dataset.csv_dir == (tmp_path / "cfg" / "csvs").resolve()
+    assert cfg.training.train_steps == 10 and cfg.training.hidden_units == (4,)
+    assert cfg.pipeline_root == (tmp_path / "out" / "root").resolve()
+    assert cfg.sample == 500
+
+
+def test_data_dir_switches_a_preset_to_csv(tmp_path):
+    cfg = config.preset("census", data_dir=tmp_path)
+    assert cfg.dataset.source == "csv" and cfg.dataset.csv_dir == tmp_path.resolve()
+
+
+@pytest.mark.parametrize("dataset_extra, extra, field", [
+    ("", "[training]\ntrain_steps = -5", "training.train_steps"),
+    ("", "[training]\ntrain_steps = \"many\"", "training.train_steps"),
+    ("", "[training]\nhidden_units = []", "training.hidden_units"),
+    ("", "[training]\nlearning_rate = 3", "training.learning_rate"),
+    ("", "[training]\nbogus = 1", "training.bogus"),
+    ("", "[evaluation]\nmin_auc = 1.5", "evaluation.min_auc"),
+    ("", "[pipeline]\nbeam_args = \"--runner=X\"", "pipeline.beam_args"),
+    ("", "[nonsense]\nx = 1", "nonsense"),
+    ("colour = 'red'", "", "dataset.colour"),
+])
+def test_invalid_values_name_the_field(write, dataset_extra, extra, field):
+    path = write("bad.toml", user_toml(extra, dataset_extra))
+    with pytest.raises(config.ConfigError, match=f"'{field}'"):
+        config.load(path)
+
+
+@pytest.mark.parametrize("old, new, field", [
+    ('sensitive = "sex"', 'sensitive = "age"', "dataset.sensitive"),
+    ('label = "income"', 'label = "age"', "dataset.label"),
+    ('slices = [["sex"], ["sex", "race"]]', 'slices = [["zip"]]', "dataset.slices"),
+    ('source = "csv"', 'source = "s3"', "dataset.source"),
+    ('name = "mine"', 'name = "my data!"', "dataset.name"),
+    ('numeric = ["age"]', 'numeric = ["age-years"]', "dataset.numeric"),
+    ('csv_dir = "csvs"', '', "dataset.csv_dir"),
+])
+def test_invalid_dataset_fields(write, old, new, field):
+    path = write("bad.toml", user_toml().replace(old, new))
+    with pytest.raises(config.ConfigError, match=f"'{field}'"):
+        config.load(path)
+
+
+def test_missing_schema_and_bad_toml_and_sample(write, tmp_path):
+    with pytest.raises(config.ConfigError, match="dataset.schema"):
+        config.load(write("a.toml", user_toml().replace(str(SCHEMA), "nope.pbtxt")))
+    with pytest.raises(config.ConfigError, match="not valid TOML"):
+        config.load(write("b.toml", "[dataset\nname="))
+    with pytest.raises(config.ConfigError, match="not found"):
+        config.load(tmp_path / "absent.toml")
+    with pytest.raises(config.ConfigError, match="'sample'"):
+        config.preset("census", sample=5)
+    with pytest.raises(config.ConfigError, match="unknown dataset 'iris'"):
+        config.preset("iris")
+    with pytest.raises(config.ConfigError, match="'data'"):
+        config.preset("census", data_dir=tmp_path / "missing")
