@@ -1,0 +1,77 @@
+"""Wall-time benchmark: the full default pipeline, its cached re-run, and TFX's taxi example.
+
+    make bench                      # all three, results in outputs/bench/results.json
+    make bench ARGS="--no-reference"
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import shutil
+import tempfile
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from pipeline import config  # noqa: E402
+from pipeline import metadata  # noqa: E402
+from runners import local  # noqa: E402
+
+
+def time_fairway(out: pathlib.Path, dataset: str) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    cfg = config.preset(dataset, output_dir=out)
+    first = local.run(cfg)
+    summary = metadata.run_summary(cfg)
+    cached = local.run(cfg)
+    rerun = metadata.run_summary(cfg)
+    return {
+        "dataset": dataset, "full_run_s": round(first, 1), "cached_rerun_s": round(cached, 1),
+        "node_seconds": {n["node"]: n["seconds"] for n in summary["nodes"]},
+        "rerun_states": {n["node"]: n["state"] for n in rerun["nodes"]},
+        "auc": {k: v.get("auc") for k, v in summary["metrics"].items()
+                if k == "Overall" or k.startswith("sex=")},
+        "blessed": summary["blessed"], "pushed_version": summary["pushed_version"],
+    }
+
+
+def time_tfx_taxi_example(out: pathlib.Path) -> dict:
+    """TFX's own chicago_taxi_pipeline/taxi_pipeline_native_keras.py, as shipped in the wheel."""
+    from tfx import v1 as tfx
+    from tfx.examples.chicago_taxi_pipeline import taxi_pipeline_native_keras as example
+
+    shutil.rmtree(out, ignore_errors=True)
+    root = pathlib.Path(example.__file__).parent
+    p = example._create_pipeline(  # the example's own factory, with its own Beam args
+        pipeline_name="chicago_taxi_native_keras", pipeline_root=str(out / "root"),
+        data_root=str(root / "data" / "simple"),
+        module_file=str(root / "taxi_utils_native_keras.py"),
+        serving_model_dir=str(out / "serving"), metadata_path=str(out / "metadata.db"),
+        beam_pipeline_args=example._beam_pipeline_args)
+    start = time.monotonic()
+    tfx.orchestration.LocalDagRunner().run(p)
+    return {"components": len(p.components), "full_run_s": round(time.monotonic() - start, 1)}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--output", default=str(config.REPO_ROOT / "outputs" / "bench"))
+    ap.add_argument("--dataset", default="census")
+    ap.add_argument("--no-reference", action="store_true", help="skip TFX's taxi example")
+    args = ap.parse_args(argv)
+    out = pathlib.Path(args.output)
+    results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+               "fairway": time_fairway(out / args.dataset, args.dataset)}
+    if not args.no_reference:
+        results["tfx_taxi_example"] = time_tfx_taxi_example(out / "tfx_taxi_example")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
