@@ -7,6 +7,8 @@ import re
 import sys
 import time
 
+import absl.logging
+
 _RUNNING = re.compile(r"Component (\S+) is running\.")
 _FINISHED = re.compile(r"Component (\S+) is finished\.")
 _CACHED = re.compile(r"A cached execution \d+ is used\.")
@@ -51,6 +53,10 @@ class Progress(logging.Handler):
         self._file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self._root_level = root.level
         root.setLevel(logging.INFO)
+        # Through absl's flag, not the logger: TF's SavedModel export restores absl's verbosity
+        # from the flag, which would silently drop the INFO records progress is read from.
+        self._absl_verbosity = absl.logging.get_verbosity()
+        absl.logging.set_verbosity(absl.logging.INFO)
         root.addHandler(self._file)
         root.addHandler(self)
         self._print(f"Detailed log: {self.log_file}")
@@ -62,5 +68,6 @@ class Progress(logging.Handler):
         root.removeHandler(self._file)
         self._file.close()
         root.setLevel(self._root_level)
+        absl.logging.set_verbosity(self._absl_verbosity)
         for h, level in self._saved:
             h.setLevel(level)
