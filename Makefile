@@ -5,12 +5,13 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 UV := .uv/bin/uv
-PYTHON310 ?= $(shell command -v pyenv >/dev/null 2>&1 && ls -d "$$(pyenv root)"/versions/3.10.*/bin/python3 2>/dev/null | sort -V | tail -1 || command -v python3.10)
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
+PYTHON310 ?= $(firstword $(shell ls -d $(PYENV_ROOT)/versions/3.10.*/bin/python3 2>/dev/null | sort -V | tail -1) $(shell command -v python3.10 2>/dev/null))
 LOCK := requirements/lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast bench lock env clean
+.PHONY: run test test-fast bench lock env clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -47,3 +48,6 @@ lock: | $(UV)
 
 clean:
 	rm -rf $(VENV) .uv
+
+print-python:
+	@echo $(PYTHON310)

@@ -38,6 +38,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                 knobs["embedding_dim"], knobs["learning_rate"])
     epochs = min(_LOG_EVERY, fn_args.train_steps)
     absl.logging.info("Training %s for %d steps", model.name, fn_args.train_steps)
+    # Validate once at the end: per-epoch validation would cost eval_steps batches each time.
     model.fit(train, epochs=epochs, steps_per_epoch=fn_args.train_steps // epochs,
-              validation_data=evaluation, validation_steps=fn_args.eval_steps, verbose=2)
+              validation_data=evaluation, validation_steps=fn_args.eval_steps,
+              validation_freq=epochs, verbose=2)
     signatures.export(model, tft_output, f, fn_args.serving_model_dir)

@@ -31,7 +31,7 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
         tfma.MetricConfig(class_name="Calibration"),
         tfma.MetricConfig(class_name="MeanLabel"),
         tfma.MetricConfig(class_name="MeanPrediction"),
-        tfma.MetricConfig(class_name="CalibrationPlot"),
+        tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps({"num_buckets": 100})),
     ]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=signatures.EXAMPLES_SIGNATURE,
@@ -39,4 +39,6 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
                                     preprocessing_function_names=[])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=list(s))
                                              for s in cfg.dataset.slices],
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics)])
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        # The model's compiled Keras metrics would duplicate these at extra cost per slice.
+        options=tfma.Options(include_default_metrics={"value": False}))
