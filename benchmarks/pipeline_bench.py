@@ -26,10 +26,13 @@ def time_fairway(out: pathlib.Path, dataset: str) -> dict:
     cfg = config.preset(dataset, output_dir=out)
     first = local.run(cfg)
     summary = metadata.run_summary(cfg)
+    # The first re-run re-evaluates: the baseline it resolves is now the model just blessed.
     cached = local.run(cfg)
     rerun = metadata.run_summary(cfg)
+    fully_cached = local.run(cfg)
     return {
         "dataset": dataset, "full_run_s": round(first, 1), "cached_rerun_s": round(cached, 1),
+        "second_cached_rerun_s": round(fully_cached, 1),
         "node_seconds": {n["node"]: n["seconds"] for n in summary["nodes"]},
         "rerun_states": {n["node"]: n["state"] for n in rerun["nodes"]},
         "auc": {k: v.get("auc") for k, v in summary["metrics"].items()
