@@ -17,7 +17,7 @@ _CACHED = re.compile(r"A cached execution \d+ is used\.")
 class Progress(logging.Handler):
     """Prints `[i/N] Node ... done in Xs (cached)` as LocalDagRunner logs each node."""
 
-    def __init__(self, node_ids: list[str], log_file: pathlib.Path, out=sys.stdout):
+    def __init__(self, node_ids: list[str], log_file: pathlib.Path, out=None):
         super().__init__(level=logging.INFO)
         self.node_ids, self.out, self.log_file = node_ids, out, log_file
         self._saved: list[tuple[logging.Handler, int]] = []
@@ -39,7 +39,7 @@ class Progress(logging.Handler):
                         f"{' (cached)' if self.cached else ''}; elapsed {now - self.start:.1f}s")
 
     def _print(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        print(line, file=self.out or sys.stdout, flush=True)  # sys.stdout as of now
 
     def __enter__(self):
         """TFX's INFO logs go to the log file; the console keeps warnings and progress."""
