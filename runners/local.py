@@ -1,6 +1,7 @@
 """Run the pipeline with TFX's LocalDagRunner (the default runner)."""
 from __future__ import annotations
 
+import logging
 import time
 
 from tfx import v1 as tfx
@@ -8,7 +9,12 @@ from tfx import v1 as tfx
 from data import acquire
 from pipeline import pipeline as pipeline_lib
 from pipeline.config import PipelineConfig
+from pipeline.components import DataAnomaliesError
 from runners.progress import Progress
+
+
+class RunFailed(RuntimeError):
+    """A component failed; the message names it and points at the full log."""
 
 
 def run(cfg: PipelineConfig) -> float:
@@ -20,6 +26,13 @@ def run(cfg: PipelineConfig) -> float:
           flush=True)
     start = time.monotonic()
     log_file = cfg.output_dir / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    with Progress(ids, log_file):
-        tfx.orchestration.LocalDagRunner().run(p)
+    with Progress(ids, log_file) as progress:
+        try:
+            tfx.orchestration.LocalDagRunner().run(p)
+        except DataAnomaliesError:
+            raise
+        except Exception as e:
+            logging.exception("Run failed")  # the traceback goes to the log file
+            raise RunFailed(f"component {progress.current} failed: {type(e).__name__}: {e}\n"
+                            f"Full log: {log_file}") from e
     return time.monotonic() - start

@@ -126,3 +126,23 @@ def test_taxi_runs_through_the_same_pipeline(tmp_path):
     assert set(states(summary).values()) == {"COMPLETE"}
     assert summary["metrics"]["Overall"]["auc"] > 0.7
     assert any(k.startswith("payment_type=") for k in summary["metrics"])
+
+
+def test_a_failing_component_is_named_with_the_log(tmp_path, write, capsys):
+    write("csv/train/a.csv", "age,sex,income\n30,Male,0\n40,Female,1\n")
+    write("csv/eval/a.csv", "age,sex,income\n35,Male,1\n")
+    schema = write("broken.pbtxt", "feature { name: 'age' type: NOT_A_TYPE }")
+    cfg = write("cfg.toml", f"""
+[dataset]
+name = "broken"
+csv_dir = "csv"
+schema = "{schema}"
+numeric = ["age"]
+categorical = ["sex"]
+label = "income"
+""")
+    assert cli.main(["run", "--config", str(cfg), "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "component ImportSchemaGen failed" in err
+    log = pathlib.Path(err.split("Full log: ")[1].strip())
+    assert "Traceback" in log.read_text()
