@@ -72,6 +72,7 @@ class EvaluationConfig:
     min_auc: float = 0.75  # absolute bar a candidate must clear
     max_auc_drop: float = 0.01  # tolerated AUC loss against the last blessed model
     decision_threshold: float = 0.5
+    fairness_thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)  # Fairness Indicators cut-offs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +189,13 @@ def _section(raw: Mapping[str, Any], cls: type, prefix: str, src: str):
         if key not in fields:
             _fail(src, f"{prefix}.{key}", f"one of {sorted(fields)}", key)
         default = getattr(defaults, key)
-        if isinstance(default, tuple):
+        if isinstance(default, tuple) and isinstance(default[0], float):
+            if (not isinstance(value, list) or not value
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                               and 0.0 < v < 1.0 for v in value)):
+                _fail(src, f"{prefix}.{key}", "a non-empty list of numbers in (0, 1)", value)
+            value = tuple(float(v) for v in value)
+        elif isinstance(default, tuple):
             if (not isinstance(value, list) or not value
                     or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                                for v in value)):

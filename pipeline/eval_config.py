@@ -31,6 +31,10 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
         tfma.MetricConfig(class_name="Calibration"),
         tfma.MetricConfig(class_name="MeanLabel"),
         tfma.MetricConfig(class_name="MeanPrediction"),
+        # TFMA 0.47 has no built-in FairnessIndicators: it comes from fairness-indicators.
+        tfma.MetricConfig(class_name="FairnessIndicators",
+                          module="fairness_indicators.fairness_indicators_metrics",
+                          config=json.dumps({"thresholds": list(ev.fairness_thresholds)})),
         tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps({"num_buckets": 100})),
     ]
     return tfma.EvalConfig(

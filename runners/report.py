@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-_KEY_METRICS = ("example_count", "auc", "binary_accuracy", "precision", "recall", "calibration")
+_FI = "fairness_indicators_metrics/{}@{}"
+# (column label, metric key) shown in the text report; --json has every metric.
+_KEY_METRICS = (("count", "example_count"), ("auc", "auc"), ("accuracy", "binary_accuracy"),
+                ("precision", "precision"), ("recall", "recall"), ("calibration", "calibration"),
+                ("fpr@0.5", _FI.format("false_positive_rate", 0.5)),
+                ("fnr@0.5", _FI.format("false_negative_rate", 0.5)))
 
 
 def text(summary: dict[str, Any]) -> str:
@@ -15,11 +20,11 @@ def text(summary: dict[str, Any]) -> str:
             lines.append(f"    {kind}: {uri}")
     if summary["metrics"]:
         lines += ["", "Evaluation (candidate model)"]
-        names = [m for m in _KEY_METRICS
-                 if any(m in v for v in summary["metrics"].values())]
-        lines.append(f"{'slice':40}" + "".join(f"{m[:12]:>13}" for m in names))
+        shown = [(label, key) for label, key in _KEY_METRICS
+                 if any(key in v for v in summary["metrics"].values())]
+        lines.append(f"{'slice':40}" + "".join(f"{label:>13}" for label, _ in shown))
         for slice_name, values in summary["metrics"].items():
-            cells = "".join(_cell(values.get(m, "-")) for m in names)
+            cells = "".join(_cell(values.get(key, "-")) for _, key in shown)
             lines.append(f"{slice_name[:40]:40}{cells}")
     lines.append("")
     lines.append(f"Blessed: {summary['blessed']}")

@@ -92,3 +92,10 @@ def test_missing_schema_and_bad_toml_and_sample(write, tmp_path):
         config.preset("iris")
     with pytest.raises(config.ConfigError, match="'data'"):
         config.preset("census", data_dir=tmp_path / "missing")
+
+
+def test_fairness_thresholds_are_numbers_in_the_unit_interval(write):
+    cfg = config.load(write("ok.toml", user_toml("[evaluation]\nfairness_thresholds = [0.25, 0.5]")))
+    assert cfg.evaluation.fairness_thresholds == (0.25, 0.5)
+    with pytest.raises(config.ConfigError, match="'evaluation.fairness_thresholds'"):
+        config.load(write("bad.toml", user_toml("[evaluation]\nfairness_thresholds = [1.5]")))

@@ -59,8 +59,10 @@ def test_auc_is_well_above_chance_overall_and_per_sex(census):
     metrics = summary["metrics"]
     assert metrics["Overall"]["auc"] > 0.8
     assert metrics["Overall"]["example_count"] == 2000
+    fpr = "fairness_indicators_metrics/false_positive_rate@0.5"
     for group in ("sex=Female", "sex=Male"):
         assert metrics[group]["auc"] > 0.75, group
+        assert 0.0 <= metrics[group][fpr] < 0.5, group  # Fairness Indicators per group
     assert any(k.startswith("race=") for k in metrics)
 
 
