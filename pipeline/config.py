@@ -26,7 +26,11 @@ _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _FEATURE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class ConfigError(ValueError):
+class FairwayError(Exception):
+    """An expected failure with a message for the user (the CLI prints it without a traceback)."""
+
+
+class ConfigError(FairwayError, ValueError):
     """An invalid configuration value; the message names the field."""
 
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
 
 from pipeline.config import PipelineConfig
 
@@ -15,12 +14,15 @@ _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
 def connection_config(cfg: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
+    """Built here rather than with tfx's helpers: `fairway status` must not import all of TFX."""
     if cfg.mysql:
         m = cfg.mysql
-        return tfx.orchestration.metadata.mysql_metadata_connection_config(
+        return metadata_store_pb2.ConnectionConfig(mysql=metadata_store_pb2.MySQLDatabaseConfig(
             host=m["host"], port=int(m.get("port", 3306)), database=m["database"],
-            username=m.get("user", "root"), password=m.get("password", ""))
-    return tfx.orchestration.metadata.sqlite_metadata_connection_config(str(cfg.metadata_path))
+            user=m.get("user", "root"), password=m.get("password", "")))
+    return metadata_store_pb2.ConnectionConfig(sqlite=metadata_store_pb2.SqliteMetadataSourceConfig(
+        filename_uri=str(cfg.metadata_path),
+        connection_mode=metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE))
 
 
 def store(cfg: PipelineConfig) -> metadata_store.MetadataStore:

@@ -91,16 +91,12 @@ def cmd_data(args) -> int:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    from data.acquire import DataError
-    from pipeline.components import DataAnomaliesError
-    from runners.local import RunFailed
-
     try:
         return {"run": cmd_run, "status": cmd_status, "data": cmd_data}[args.command](args)
     except config_lib.ConfigError as e:
         print(f"fairway: config error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (DataError, DataAnomaliesError, RunFailed, FileNotFoundError, LookupError) as e:
+    except (config_lib.FairwayError, FileNotFoundError, LookupError) as e:
         print(f"fairway: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

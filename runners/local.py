@@ -8,12 +8,12 @@ from tfx import v1 as tfx
 
 from data import acquire
 from pipeline import pipeline as pipeline_lib
-from pipeline.config import PipelineConfig
+from pipeline.config import FairwayError, PipelineConfig
 from pipeline.components import DataAnomaliesError
 from runners.progress import Progress
 
 
-class RunFailed(RuntimeError):
+class RunFailed(FairwayError):
     """A component failed; the message names it and points at the full log."""
 
 
