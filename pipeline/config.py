@@ -212,10 +212,9 @@ def _section(raw: Mapping[str, Any], cls: type, prefix: str, src: str):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 _fail(src, f"{prefix}.{key}", "a number", value)
             value = float(value)
-            if not 0.0 <= value <= 1.0 and key != "learning_rate":
+            # Every float knob is a rate, a probability or a metric bound.
+            if not 0.0 <= value <= 1.0 or (key == "learning_rate" and value == 0.0):
                 _fail(src, f"{prefix}.{key}", "a number between 0 and 1", value)
-            if key == "learning_rate" and not 0.0 < value < 1.0:
-                _fail(src, f"{prefix}.{key}", "a number in (0, 1)", value)
         values[key] = value
     return cls(**values)
 
