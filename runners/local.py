@@ -1,8 +1,8 @@
 """Run the pipeline with TFX's LocalDagRunner (the default runner)."""
 from __future__ import annotations
 
-import logging
 import time
+import traceback
 
 from tfx import v1 as tfx
 
@@ -32,7 +32,8 @@ def run(cfg: PipelineConfig) -> float:
         except DataAnomaliesError:
             raise
         except Exception as e:
-            logging.exception("Run failed")  # the traceback goes to the log file
+            with log_file.open("a") as f:  # the traceback goes to the log, not the console
+                traceback.print_exc(file=f)
             raise RunFailed(f"component {progress.current} failed: {type(e).__name__}: {e}\n"
                             f"Full log: {log_file}") from e
     return time.monotonic() - start
