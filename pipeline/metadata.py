@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from ml_metadata.metadata_store import metadata_store
