@@ -30,45 +30,31 @@ def distillation_loss(labels, student_p, teacher_p, alpha: float, temperature: f
     return tf.reduce_mean(alpha * hard + (1 - alpha) * temperature ** 2 * soft)
 
 
-class Distiller(tf.keras.Model):
-    """Trains `student` against labels and a frozen `teacher`; export `student`, not this."""
+class DistillationLoss(tf.keras.losses.Loss):
+    """The distillation loss as a Keras loss: y_true is [label, teacher probability] per row.
 
-    def __init__(self, student: tf.keras.Model, teacher: tf.keras.Model, alpha: float,
-                 temperature: float, **kwargs):
-        super().__init__(**kwargs)
+    Being a plain loss, the student trains with model.fit and can be wrapped by MinDiff too.
+    """
+
+    def __init__(self, alpha: float, temperature: float, name: str = "distillation"):
+        super().__init__(name=name)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"distillation alpha: expected a number in [0, 1], got {alpha}")
         if temperature <= 0:
             raise ValueError(f"distillation temperature: expected > 0, got {temperature}")
-        self.student, self.teacher = student, teacher
-        self.teacher.trainable = False
         self.alpha, self.temperature = alpha, temperature
-        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
 
-    def call(self, inputs, training=False):
-        return self.student(inputs, training=training)
+    def call(self, y_true, y_pred):
+        y_true = tf.reshape(tf.cast(y_true, tf.float32), [-1, 2])
+        return distillation_loss(y_true[:, 0], y_pred, y_true[:, 1], self.alpha, self.temperature)
 
-    @property
-    def metrics(self):
-        return [self.loss_tracker] + self.compiled_metrics.metrics
 
-    def train_step(self, data):
-        x, y = data[0], data[1]
-        teacher_p = self.teacher(x, training=False)
-        with tf.GradientTape() as tape:
-            student_p = self.student(x, training=True)
-            loss = distillation_loss(y, student_p, teacher_p, self.alpha, self.temperature)
-        grads = tape.gradient(loss, self.student.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
-        self.loss_tracker.update_state(loss)
-        self.compiled_metrics.update_state(y, student_p)
-        return {m.name: m.result() for m in self.metrics}
+def with_teacher(dataset: tf.data.Dataset, teacher: tf.keras.Model) -> tf.data.Dataset:
+    """(features, label) batches -> (features, [label, teacher probability]) batches."""
+    teacher.trainable = False
 
-    def test_step(self, data):
-        x, y = data[0], data[1]
-        student_p = self.student(x, training=False)
-        loss = distillation_loss(y, student_p, self.teacher(x, training=False), self.alpha,
-                                 self.temperature)
-        self.loss_tracker.update_state(loss)
-        self.compiled_metrics.update_state(y, student_p)
-        return {m.name: m.result() for m in self.metrics}
+    def add(x, y):
+        p = tf.reshape(teacher({k: x[k] for k in teacher.input_names}, training=False), [-1])
+        return x, tf.stack([tf.cast(tf.reshape(y, [-1]), tf.float32), p], axis=1)
+
+    return dataset.map(add)

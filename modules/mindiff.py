@@ -12,18 +12,24 @@ from tensorflow_model_remediation import min_diff
 KERNELS = ("gaussian", "laplacian")
 
 
-def group_dataset(examples: tf.data.Dataset, sensitive_xf: str, group_id: int, label: int,
-                  batch_size: int) -> tf.data.Dataset:
-    """Repeating batches of (features, label) pairs of one group with one label.
+def group_examples(examples: tf.data.Dataset, sensitive_xf: str, group_id: int,
+                   label: int) -> tf.data.Dataset:
+    """The unbatched (features, label) pairs of one group with one label.
 
-    `examples` yields unbatched (features, label) pairs of transformed features; `group_id` is
-    the vocabulary id of the group's value of the sensitive feature.
+    `group_id` is the vocabulary id of the group's value of the sensitive feature.
     """
     def keep(x, y):
         return tf.logical_and(tf.equal(tf.cast(x[sensitive_xf], tf.int64), group_id),
                               tf.equal(tf.cast(y, tf.int64), label))
 
-    return examples.filter(keep).repeat().batch(batch_size, drop_remainder=True)
+    return examples.filter(keep)
+
+
+def group_dataset(examples: tf.data.Dataset, sensitive_xf: str, group_id: int, label: int,
+                  batch_size: int) -> tf.data.Dataset:
+    """Repeating batches of group_examples (MinDiff needs (features, label) pairs)."""
+    return (group_examples(examples, sensitive_xf, group_id, label)
+            .repeat().batch(batch_size, drop_remainder=True))
 
 
 def pack(train: tf.data.Dataset, sensitive: tf.data.Dataset,

@@ -48,6 +48,7 @@ class DatasetSpec:
     categorical: tuple[str, ...]
     label: str
     sensitive: str | None = None
+    groups: tuple[str, ...] = ()  # (protected, reference) values of `sensitive`
     slices: tuple[tuple[str, ...], ...] = ()
     csv_dir: pathlib.Path | None = None  # train/ + eval/ subfolders, or plain CSVs to split
     schema_path: pathlib.Path | None = None
@@ -61,21 +62,57 @@ class DatasetSpec:
         return self.schema_path or SCHEMAS_DIR / self.name / "schema.pbtxt"
 
 
+def _knob(default, lo=None, hi=None, choices=None):
+    """A config field with the range (inclusive) or choices its TOML value must respect."""
+    return dataclasses.field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingConfig:
+    """The teacher (the only model when distillation is off)."""
+
     train_steps: int = 2000
     eval_steps: int = 200
     batch_size: int = 128
     hidden_units: tuple[int, ...] = (64, 32)
-    learning_rate: float = 1e-3
+    learning_rate: float = _knob(1e-3, lo=1e-6, hi=1.0)
     embedding_dim: int = 8
+    seed: int = _knob(42, lo=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class MinDiffConfig:
+    """MinDiff remediation: an MMD penalty between the model's scores on the two groups of
+    dataset.groups, computed on examples with one label (0: targets the false-positive gap)."""
+
+    weight: float = _knob(0.0, lo=0.0, hi=100.0)  # 0 turns MinDiff off
+    kernel: str = _knob("gaussian", choices=("gaussian", "laplacian"))
+    label: int = _knob(0, lo=0, hi=1)
+    batch_size: int = 128  # MinDiff examples per group and step
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillationConfig:
+    """A compact student distilled from the teacher; when enabled, the student is pushed."""
+
+    enabled: bool = True
+    hidden_units: tuple[int, ...] = (16,)
+    embedding_dim: int = 2
+    alpha: float = _knob(0.2, lo=0.0, hi=1.0)  # weight of the hard-label loss
+    temperature: float = _knob(2.0, lo=0.05, hi=100.0)
+    mindiff_weight: float = _knob(0.0, lo=0.0, hi=100.0)  # MinDiff on the student as well
+    max_param_ratio: float = _knob(0.1, lo=0.0, hi=1.0)  # student params / teacher params
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    min_auc: float = 0.75  # absolute bar a candidate must clear
-    max_auc_drop: float = 0.01  # tolerated AUC loss against the last blessed model
-    decision_threshold: float = 0.5
+    min_auc: float = _knob(0.75, lo=0.0, hi=1.0)  # absolute bar a candidate must clear
+    # Tolerated AUC loss against the last blessed model: lets a fairer, slightly less accurate
+    # model through.
+    max_auc_drop: float = _knob(0.01, lo=0.0, hi=1.0)
+    # Fairness gate: |FPR(protected) - FPR(reference)| at decision_threshold.
+    max_fpr_gap: float = _knob(0.05, lo=0.0, hi=1.0)
+    decision_threshold: float = _knob(0.5, lo=0.0, hi=1.0)
     fairness_thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)  # Fairness Indicators cut-offs
 
 
@@ -84,6 +121,8 @@ class PipelineConfig:
     dataset: DatasetSpec
     output_dir: pathlib.Path
     training: TrainingConfig = TrainingConfig()
+    mindiff: MinDiffConfig = MinDiffConfig()
+    distillation: DistillationConfig = DistillationConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     sample: int | None = None  # rows per split; None runs the full data
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
@@ -132,8 +171,8 @@ def _str_list(raw: Mapping[str, Any], key: str, src: str, required: bool = True)
 
 
 def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> DatasetSpec:
-    known = {"name", "source", "numeric", "categorical", "label", "sensitive", "slices", "csv_dir",
-             "schema"}
+    known = {"name", "source", "numeric", "categorical", "label", "sensitive", "groups", "slices",
+             "csv_dir", "schema"}
     for key in raw:
         if key not in known:
             _fail(src, f"dataset.{key}", f"one of {sorted(known)}", key)
@@ -159,6 +198,12 @@ def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> 
     if sensitive is not None and sensitive not in categorical:
         _fail(src, "dataset.sensitive", f"one of the categorical features {list(categorical)}",
               sensitive)
+    groups = raw.get("groups", [])
+    if groups and (sensitive is None or not isinstance(groups, list) or len(groups) != 2
+                   or not all(isinstance(g, str) and g for g in groups)
+                   or groups[0] == groups[1]):
+        _fail(src, "dataset.groups",
+              "two different values of dataset.sensitive: [protected, reference]", groups)
     slices_raw = raw.get("slices", [])
     if not isinstance(slices_raw, list):
         _fail(src, "dataset.slices", "a list of lists of feature names", slices_raw)
@@ -180,7 +225,7 @@ def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> 
         _fail(src, "dataset.schema", "a path to schema.pbtxt", schema)
     return DatasetSpec(
         name=name, source=source, numeric=numeric, categorical=categorical, label=label,
-        sensitive=sensitive, slices=tuple(slices), csv_dir=csv_dir,
+        sensitive=sensitive, groups=tuple(groups), slices=tuple(slices), csv_dir=csv_dir,
         schema_path=(base / schema).resolve() if schema else None)
 
 
@@ -192,29 +237,38 @@ def _section(raw: Mapping[str, Any], cls: type, prefix: str, src: str):
     for key, value in raw.items():
         if key not in fields:
             _fail(src, f"{prefix}.{key}", f"one of {sorted(fields)}", key)
-        default = getattr(defaults, key)
+        default, meta, name = getattr(defaults, key), fields[key].metadata, f"{prefix}.{key}"
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if isinstance(default, tuple) and isinstance(default[0], float):
             if (not isinstance(value, list) or not value
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                and 0.0 < v < 1.0 for v in value)):
-                _fail(src, f"{prefix}.{key}", "a non-empty list of numbers in (0, 1)", value)
+                _fail(src, name, "a non-empty list of numbers in (0, 1)", value)
             value = tuple(float(v) for v in value)
         elif isinstance(default, tuple):
             if (not isinstance(value, list) or not value
                     or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                                for v in value)):
-                _fail(src, f"{prefix}.{key}", "a non-empty list of positive integers", value)
+                _fail(src, name, "a non-empty list of positive integers", value)
             value = tuple(value)
-        elif isinstance(default, int):
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                _fail(src, f"{prefix}.{key}", "a positive integer", value)
-        elif isinstance(default, float):
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
-                _fail(src, f"{prefix}.{key}", "a number", value)
-            value = float(value)
-            # Every float knob is a rate, a probability or a metric bound.
-            if not 0.0 <= value <= 1.0 or (key == "learning_rate" and value == 0.0):
-                _fail(src, f"{prefix}.{key}", "a number between 0 and 1", value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                _fail(src, name, "true or false", value)
+        elif isinstance(default, str):
+            if value not in meta["choices"]:
+                _fail(src, name, f"one of {list(meta['choices'])}", value)
+        elif isinstance(default, (int, float)):
+            lo = meta.get("lo")
+            hi = meta.get("hi")
+            if isinstance(default, int) and (not isinstance(value, int) or isinstance(value, bool)):
+                _fail(src, name, "a whole number", value)
+            if not number:
+                _fail(src, name, "a number", value)
+            if lo is None and isinstance(default, int):
+                lo = 1
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                _fail(src, name, f"a number in [{lo}, {'inf' if hi is None else hi}]", value)
+            value = type(default)(value)
         values[key] = value
     return cls(**values)
 
@@ -240,7 +294,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
     for table, values in (overrides or {}).items():
         raw.setdefault(table, {}).update(values)
-    known = {"dataset", "training", "evaluation", "pipeline"}
+    known = {"dataset", "training", "mindiff", "distillation", "evaluation", "pipeline"}
     for key in raw:
         if key not in known:
             _fail(src, key, f"one of the tables {sorted(known)}", key)
@@ -256,6 +310,10 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
         _fail(src, "dataset.schema", "an existing schema.pbtxt", str(dataset.schema_file))
     training = _section(raw.get("training", {}), TrainingConfig, "training", src)
     evaluation = _section(raw.get("evaluation", {}), EvaluationConfig, "evaluation", src)
+    mindiff = _section(raw.get("mindiff", {}), MinDiffConfig, "mindiff", src)
+    distillation = _section(raw.get("distillation", {}), DistillationConfig, "distillation", src)
+    if (mindiff.weight > 0 or distillation.mindiff_weight > 0) and not dataset.groups:
+        _fail(src, "dataset.groups", "two values of the sensitive feature (MinDiff is on)", [])
     pipe = raw.get("pipeline", {})
     for key in pipe:
         if key not in {"beam_args", "output_dir", "enable_cache", "mysql"}:
@@ -273,7 +331,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
         _fail(src, "sample", "a whole number of rows >= 100", sample)
     return PipelineConfig(
         dataset=dataset, output_dir=pathlib.Path(out).resolve(), training=training,
-        evaluation=evaluation, sample=sample, beam_args=tuple(beam_args),
+        mindiff=mindiff, distillation=distillation, evaluation=evaluation, sample=sample, beam_args=tuple(beam_args),
         enable_cache=bool(pipe.get("enable_cache", True)), mysql=mysql)
 
 

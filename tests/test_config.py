@@ -27,6 +27,8 @@ slices = [["sex"], ["sex", "race"]]
 def test_presets_load_and_differ():
     census, taxi = config.preset("census"), config.preset("taxi")
     assert census.dataset.label == "income" and census.dataset.sensitive == "sex"
+    assert census.dataset.groups == ("Female", "Male") and census.mindiff.weight > 0
+    assert census.distillation.enabled and census.mindiff.label == 0
     assert ("sex", "race") in census.dataset.slices
     assert taxi.dataset.label == "big_tipper"
     assert set(census.dataset.features).isdisjoint(taxi.dataset.features)
@@ -57,6 +59,16 @@ def test_data_dir_switches_a_preset_to_csv(tmp_path):
     ("", "[pipeline]\nbeam_args = \"--runner=X\"", "pipeline.beam_args"),
     ("", "[nonsense]\nx = 1", "nonsense"),
     ("colour = 'red'", "", "dataset.colour"),
+    ("groups = ['Female', 'Male']", "[mindiff]\nweight = -1.0", "mindiff.weight"),
+    ("groups = ['Female', 'Male']", "[mindiff]\nkernel = 'cosine'", "mindiff.kernel"),
+    ("groups = ['Female', 'Male']", "[mindiff]\nlabel = 2", "mindiff.label"),
+    ("", "[distillation]\nalpha = 1.5", "distillation.alpha"),
+    ("", "[distillation]\ntemperature = 0", "distillation.temperature"),
+    ("", "[distillation]\nenabled = 'yes'", "distillation.enabled"),
+    ("", "[evaluation]\nmax_fpr_gap = -0.1", "evaluation.max_fpr_gap"),
+    ("groups = ['Female']", "", "dataset.groups"),
+    ("groups = ['Male', 'Male']", "", "dataset.groups"),
+    ("", "[mindiff]\nweight = 1.0", "dataset.groups"),  # MinDiff on, no groups
 ])
 def test_invalid_values_name_the_field(write, dataset_extra, extra, field):
     path = write("bad.toml", user_toml(extra, dataset_extra))

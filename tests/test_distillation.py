@@ -43,7 +43,14 @@ def _student(seed, learning_rate=1e-3):
                                  dict(alpha=0.5, temperature=0.0)])
 def test_out_of_range_settings_are_rejected(bad):
     with pytest.raises(ValueError, match="distillation"):
-        D.Distiller(_student(0), _student(1), **bad)
+        D.DistillationLoss(**bad)
+
+
+def test_the_loss_reads_labels_and_teacher_from_y_true():
+    y, s, t = tf.constant([0.0, 1.0]), tf.constant([0.3, 0.6]), tf.constant([0.8, 0.2])
+    loss = D.DistillationLoss(alpha=0.4, temperature=3.0)
+    np.testing.assert_allclose(loss(tf.stack([y, t], axis=1), s[:, None]),
+                               D.distillation_loss(y, s, t, 0.4, 3.0), rtol=1e-6)
 
 
 def test_the_student_follows_its_teacher():
@@ -57,10 +64,12 @@ def test_the_student_follows_its_teacher():
     assert np.corrcoef(teachers[0](x).numpy().ravel(), teachers[1](x).numpy().ravel())[0, 1] < 0
     preds = []
     for teacher in teachers:
-        d = D.Distiller(_student(7), teacher, alpha=0.0, temperature=2.0)
-        d.compile(optimizer=tf.keras.optimizers.Adam(0.05), metrics=["accuracy"])
-        d.fit(x, y, epochs=30, verbose=0)
-        preds.append(d.student(x).numpy().ravel())
+        student = _student(7)
+        student.compile(optimizer=tf.keras.optimizers.Adam(0.05),
+                        loss=D.DistillationLoss(alpha=0.0, temperature=2.0))
+        data = D.with_teacher(tf.data.Dataset.from_tensor_slices((x, y)).batch(32), teacher)
+        student.fit(data, epochs=30, verbose=0)
+        preds.append(student(x).numpy().ravel())
     agree = [np.corrcoef(p, t(x).numpy().ravel())[0, 1] for p, t in zip(preds, teachers)]
     assert min(agree) > 0.8  # each student tracks its own teacher
     assert np.corrcoef(preds[0], preds[1])[0, 1] < 0  # the teachers disagree, so do they
