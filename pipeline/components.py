@@ -36,11 +36,40 @@ def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
     return lines
 
 
+def missing_groups(statistics_uri: str, split: str, feature: str,
+                   groups: list[str]) -> list[str]:
+    """Problems with the sensitive feature's groups in one split's statistics (empty: fine)."""
+    import tensorflow_data_validation as tfdv
+
+    stats = tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}",
+                                                "FeatureStats.pb"))
+    found = [f for f in stats.datasets[0].features if f.path.step == [feature]]
+    if not found:
+        return [f"split '{split}': sensitive feature '{feature}' (dataset.sensitive) is missing"]
+    string_stats = found[0].string_stats
+    counts = {b.label: b.sample_count for b in string_stats.rank_histogram.buckets}
+    if len(counts) < string_stats.unique:
+        return []  # too many values to list them all; the Trainer checks again
+    return [f"split '{split}': group {g!r} of '{feature}' (dataset.groups) has no rows; "
+            f"values present: {sorted(counts)}" for g in groups if counts.get(g, 0) == 0]
+
+
 @component
-def DataGate(anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies]):
-    """Fail the run, naming every anomaly, if ExampleValidator found any."""
+def DataGate(anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
+             statistics: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleStatistics],
+             sensitive: tfx.dsl.components.Parameter[str] = "",
+             groups: tfx.dsl.components.Parameter[str] = "[]"):
+    """Fail the run, naming every problem, if ExampleValidator found anomalies or a group of the
+    sensitive feature (JSON list `groups`) is absent from a split."""
     problems = describe_anomalies(anomalies.uri, json.loads(anomalies.split_names))
     if problems:
         raise DataAnomaliesError(
             "ExampleValidator found data anomalies; nothing was trained or pushed:\n  "
             + "\n  ".join(problems))
+    if sensitive and json.loads(groups):
+        problems = [line for split in json.loads(statistics.split_names)
+                    for line in missing_groups(statistics.uri, split, sensitive,
+                                               json.loads(groups))]
+        if problems:
+            raise DataAnomaliesError("the fairness groups are not in the data; nothing was "
+                                     "trained or pushed:\n  " + "\n  ".join(problems))

@@ -9,6 +9,28 @@ from modules import signatures
 from pipeline.config import PipelineConfig
 
 
+FPR = "false_positive_rate"  # at the decision threshold
+
+
+def _fairness_gate(cfg: PipelineConfig):
+    """(cross-slicing specs, thresholds): FPR(protected) - FPR(reference) within +-max_fpr_gap.
+
+    TFMA computes a cross-slice metric as slice minus baseline slice, so the bound is two-sided.
+    """
+    ds = cfg.dataset
+    if not ds.groups:
+        return [], []
+    protected, reference = ds.groups
+    spec = tfma.CrossSlicingSpec(
+        baseline_spec=tfma.SlicingSpec(feature_values={ds.sensitive: reference}),
+        slicing_specs=[tfma.SlicingSpec(feature_values={ds.sensitive: protected})])
+    gap = cfg.evaluation.max_fpr_gap
+    threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+        lower_bound={"value": -gap}, upper_bound={"value": gap}))
+    return [spec], [tfma.CrossSliceMetricThreshold(cross_slicing_specs=[spec],
+                                                   threshold=threshold)]
+
+
 def build(cfg: PipelineConfig) -> tfma.EvalConfig:
     ev = cfg.evaluation
     auc_threshold = tfma.MetricThreshold(
@@ -18,6 +40,7 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -ev.max_auc_drop}))
     thresholds = {"thresholds": [ev.decision_threshold]}
+    gap_specs, fpr_gate = _fairness_gate(cfg)
     metrics = [
         tfma.MetricConfig(class_name="ExampleCount"),
         # Gate on the overall slice only: tiny slices have noisy (or undefined) AUC.
@@ -28,6 +51,9 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
                           config=json.dumps({"threshold": ev.decision_threshold})),
         tfma.MetricConfig(class_name="Precision", config=json.dumps(thresholds)),
         tfma.MetricConfig(class_name="Recall", config=json.dumps(thresholds)),
+        tfma.MetricConfig(class_name="FallOut",
+                          config=json.dumps({**thresholds, "name": FPR}),
+                          cross_slice_thresholds=fpr_gate),
         tfma.MetricConfig(class_name="Calibration"),
         tfma.MetricConfig(class_name="MeanLabel"),
         tfma.MetricConfig(class_name="MeanPrediction"),
@@ -43,6 +69,7 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
                                     preprocessing_function_names=[])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=list(s))
                                              for s in cfg.dataset.slices],
+        cross_slicing_specs=gap_specs,
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
         # The model's compiled Keras metrics would duplicate these at extra cost per slice.
         options=tfma.Options(include_default_metrics={"value": False}))

@@ -82,25 +82,44 @@ def run_summary(cfg: PipelineConfig) -> dict[str, Any]:
     summary["pushed_to"] = _prop(pushed, "pushed_destination") if pushed else None
     evaluation = (artifacts_by_type.get("ModelEvaluation") or [None])[-1]
     summary["metrics"] = slice_metrics(evaluation.uri) if evaluation else {}
+    summary["blessing_failures"] = blessing_failures(evaluation.uri) if evaluation else []
     return summary
 
 
-def slice_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
-    """Scalar metrics per slice ("Overall", "sex=Female", ...) of the candidate model."""
+def blessing_failures(evaluation_uri: str) -> list[str]:
+    """Why TFMA did not bless the candidate: one line per failed threshold."""
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(evaluation_uri)
-    out = {}
-    for slice_key, by_output in result.slicing_metrics:
-        name = "Overall" if not slice_key else ", ".join(f"{k}={v}" for k, v in slice_key)
-        values = {}
-        for sub in by_output.get("", {}).values():
-            for metric, value in sub.items():
-                if "doubleValue" in value:
-                    values[metric] = value["doubleValue"]
-        out[name] = values
-    return dict(sorted(out.items(), key=lambda kv: (kv[0] != "Overall", kv[0])))
+    try:
+        result = tfma.load_validation_result(evaluation_uri)
+    except (OSError, IndexError, ValueError):
+        return []
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        if per_slice.HasField("cross_slice_key"):
+            key = per_slice.cross_slice_key
+            where = (f"{_slice(key.comparison_slice_key)} vs {_slice(key.baseline_slice_key)}")
+        else:
+            where = _slice(per_slice.slice_key)
+        for f in per_slice.failures:
+            diff = " (change vs baseline)" if f.metric_key.is_diff else ""
+            value = f.metric_value.double_value.value
+            lines.append(f"{f.metric_key.name}{diff} on {where} = {value:.4f}; "
+                         f"required {_bounds(f.metric_threshold)}")
+    return lines
 
 
-def to_json(summary: dict[str, Any]) -> str:
-    return json.dumps(summary, indent=2, sort_keys=True, default=str)
+def _slice(key) -> str:
+    parts = []
+    for c in key.single_slice_keys:
+        value = getattr(c, c.WhichOneof("kind"))
+        parts.append(f"{c.column}={value.decode() if isinstance(value, bytes) else value}")
+    return ", ".join(parts) or "Overall"
+
+
+def _bounds(threshold) -> str:
+    t = (threshold.value_threshold if threshold.HasField("value_threshold")
+         else threshold.change_threshold)
+    return ", ".join(f"{name} {getattr(t, name).value:g}"
+                     for name in ("lower_bound", "upper_bound", "absolute")
+                     if name in t.DESCRIPTOR.fields_by_name and t.HasField(name))

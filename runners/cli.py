@@ -45,6 +45,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--train-steps", type=_positive, metavar="N", help="override training steps")
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
 
+    compare = sub.add_parser(
+        "compare", help="train baseline / MinDiff teacher / student and compare them (fairness, "
+                        "AUC, size, latency): Markdown, JSON and PNG")
+    _add_config_args(compare)
+    compare.add_argument("--sample", type=_positive, metavar="N",
+                         help="use a fixed random sample of N rows per split")
+    compare.add_argument("--train-steps", type=_positive, metavar="N",
+                         help="override training steps")
+
     status = sub.add_parser("status", help="the latest run as recorded in ML Metadata")
     _add_config_args(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -54,15 +63,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_run(args) -> int:
-    from runners import local
-
+def _run_config(args) -> config_lib.PipelineConfig:
     overrides = {}
     if args.train_steps:
         overrides["training"] = {"train_steps": args.train_steps}
-    if args.no_cache:
+    if getattr(args, "no_cache", False):
         overrides["pipeline"] = {"enable_cache": False}
-    cfg = _config(args, sample=args.sample, overrides=overrides)
+    return _config(args, sample=args.sample, overrides=overrides)
+
+
+def cmd_run(args) -> int:
+    from runners import local
+
+    cfg = _run_config(args)
     seconds = local.run(cfg)
     print(f"\nPipeline finished in {seconds:.1f}s\n")
     return _print_status(cfg, as_json=False)
@@ -74,6 +87,24 @@ def _print_status(cfg, as_json: bool) -> int:
 
     summary = metadata.run_summary(cfg)
     print(metadata.to_json(summary) if as_json else report.text(summary))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from pipeline import metadata
+    from runners import compare, local
+
+    cfg = _run_config(args)
+    if not cfg.dataset.groups or not cfg.distillation.enabled:
+        raise config_lib.ConfigError("compare needs dataset.groups and distillation.enabled")
+    seconds = local.run(cfg, with_baseline=True)
+    print(f"\nPipeline (with BaselineTrainer) finished in {seconds:.1f}s; comparing ...",
+          flush=True)
+    result = compare.measure(cfg, metadata.run_summary(cfg))
+    paths = compare.write(result, cfg.output_dir / "compare")
+    print("\n" + compare.markdown(result))
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
     return 0
 
 
@@ -92,7 +123,7 @@ def cmd_data(args) -> int:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "status": cmd_status, "data": cmd_data}[args.command](args)
+        return {"run": cmd_run, "compare": cmd_compare, "status": cmd_status, "data": cmd_data}[args.command](args)
     except config_lib.ConfigError as e:
         print(f"fairway: config error: {e}", file=sys.stderr)
         return EXIT_USAGE

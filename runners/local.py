@@ -17,10 +17,10 @@ class RunFailed(FairwayError):
     """A component failed; the message names it and points at the full log."""
 
 
-def run(cfg: PipelineConfig) -> float:
+def run(cfg: PipelineConfig, with_baseline: bool = False) -> float:
     """Obtain the data, run every component, and return the wall time in seconds."""
     data = acquire.prepare(cfg)
-    p = pipeline_lib.create_pipeline(cfg, data)
+    p = pipeline_lib.create_pipeline(cfg, data, with_baseline=with_baseline)
     ids = [c.id for c in p.components]
     print(f"Running {cfg.pipeline_name}: {len(ids)} components, output in {cfg.output_dir}",
           flush=True)

@@ -28,6 +28,8 @@ def text(summary: dict[str, Any]) -> str:
             lines.append(f"{slice_name[:40]:40}{cells}")
     lines.append("")
     lines.append(f"Blessed: {summary['blessed']}")
+    for failure in summary.get("blessing_failures", []):
+        lines.append(f"  not blessed: {failure}")
     if summary["pushed"]:
         lines.append(f"Pushed: version {summary['pushed_version']} -> {summary['pushed_to']}")
     else:

@@ -11,8 +11,11 @@ import tensorflow as tf
 
 from data import acquire
 from modules import signatures
-from pipeline import config, metadata
+from pipeline import config, eval_config, metadata
+from pipeline import pipeline as pipeline_lib
 from runners import cli
+
+TEACHER, STUDENT = pipeline_lib.TEACHER, pipeline_lib.STUDENT
 
 pytestmark = pytest.mark.e2e
 SAMPLE, STEPS = "2000", "200"
@@ -49,8 +52,8 @@ def eval_rows(n: int) -> list[dict[str, str]]:
 def test_every_node_completes_and_the_model_is_pushed(census):
     cfg, summary = census
     assert set(states(summary).values()) == {"COMPLETE"}, states(summary)
-    assert len(summary["nodes"]) == 10
-    assert summary["blessed"] is True and summary["pushed"] is True
+    assert len(summary["nodes"]) == 11
+    assert summary["blessed"] is True and summary["pushed"] is True, summary["blessing_failures"]
     assert versions(cfg) == [str(summary["pushed_version"])]
 
 
@@ -91,12 +94,95 @@ def test_pushed_model_serves_raw_rows_and_examples_alike(census):
     assert probs[labels == 1].mean() > probs[labels == 0].mean()
 
 
+def artifact(summary, node: str, kind: str) -> str:
+    return next(n["artifacts"][kind] for n in summary["nodes"] if n["node"] == node)
+
+
+def test_mlmd_lineage_shows_which_teacher_trained_the_pushed_student(census):
+    cfg, summary = census
+    store = metadata.store(cfg)
+    teacher_uri = artifact(summary, TEACHER, "Model")
+    [teacher] = store.get_artifacts_by_uri(teacher_uri)
+    consumers = {e.execution_id for e in store.get_events_by_artifact_ids([teacher.id])
+                 if e.type == e.INPUT}
+    node_names = {c.name.split(".", 1)[-1] for ex in consumers
+                  for c in store.get_contexts_by_execution(ex)}
+    assert STUDENT in node_names
+    student_dir = artifact(summary, STUDENT, "Model") + "/Format-Serving"
+    teacher_dir = teacher_uri + "/Format-Serving"
+    student = tf.keras.models.load_model(student_dir, compile=False)
+    big = tf.keras.models.load_model(teacher_dir, compile=False)
+    assert student.count_params() * 10 <= big.count_params()
+    # What was pushed is the student, byte for byte.
+    pushed = pathlib.Path(summary["pushed_to"]) / "saved_model.pb"
+    assert pushed.read_bytes() == (pathlib.Path(student_dir) / "saved_model.pb").read_bytes()
+
+
+def test_exported_models_are_plain_keras_without_training_wrappers(census):
+    _, summary = census
+    for node in (TEACHER, STUDENT):
+        model_dir = pathlib.Path(artifact(summary, node, "Model")) / "Format-Serving"
+        graph = (model_dir / "saved_model.pb").read_bytes().lower()
+        assert b"min_diff" not in graph and b"mindiff" not in graph, node
+        assert b"distill" not in graph, node
+        model = tf.keras.models.load_model(model_dir, compile=False)
+        assert type(model).__name__ == "Functional", node
+        sigs = tf.saved_model.load(str(model_dir)).signatures
+        assert {signatures.RAW_SIGNATURE, signatures.EXAMPLES_SIGNATURE} <= set(sigs), node
+
+
+def _shifted(base: tf.keras.Model, sensitive_xf: str, group_id: int, logit_shift: float):
+    """`base` plus a direct dependence on one group: its scores move by `logit_shift` logits."""
+    inputs = {name: tf.keras.Input(shape=(), name=name, dtype=t.dtype)
+              for name, t in zip(base.input_names, base.inputs)}
+    p = tf.keras.layers.Reshape(())(base(inputs))
+    member = tf.cast(tf.equal(inputs[sensitive_xf], group_id), tf.float32)
+    logit = tf.math.log(p + 1e-7) - tf.math.log1p(-p + 1e-7) + logit_shift * member
+    return tf.keras.Model(inputs, tf.keras.layers.Activation("sigmoid")(logit))
+
+
+def test_the_evaluator_gate_refuses_an_unfair_model_and_blesses_a_fair_one(census, tmp_path):
+    """The pipeline's own EvalConfig (TFMA, real Beam) on a model that uses `sex` directly."""
+    import apache_beam as beam
+    import tensorflow_model_analysis as tfma
+    import tensorflow_transform as tft
+
+    cfg, summary = census
+    cfg = config.preset("census", output_dir=cfg.output_dir,
+                        overrides={"evaluation": {"min_auc": 0.6, "max_fpr_gap": 0.25}})
+    tft_output = tft.TFTransformOutput(artifact(summary, "Transform", "TransformGraph"))
+    male = [v.decode() for v in tft_output.vocabulary_by_name("vocab_sex")].index("Male")
+    base = tf.keras.models.load_model(
+        artifact(summary, STUDENT, "Model") + "/Format-Serving", compile=False)
+    features = pipeline_lib.features(cfg)
+    ec = eval_config.build(cfg)
+    outcome = {}
+    for name, shift in (("fair", 0.0), ("unfair", 6.0)):
+        model_dir = str(tmp_path / name)
+        signatures.export(_shifted(base, "sex_xf", male, shift), tft_output, features, model_dir)
+        out = str(tmp_path / f"{name}-eval")
+        tfma.run_model_analysis(
+            eval_shared_model=tfma.default_eval_shared_model(model_dir, eval_config=ec),
+            eval_config=ec, output_path=out,
+            data_location=artifact(summary, "CsvExampleGen", "Examples") + "/Split-eval/*",
+            pipeline_options=beam.options.pipeline_options.PipelineOptions(
+                ["--runner=FnApiRunner"]))
+        outcome[name] = (tfma.load_validation_result(out).validation_ok,
+                         metadata.blessing_failures(out))
+    assert outcome["fair"] == (True, []), outcome["fair"]
+    ok, failures = outcome["unfair"]
+    assert not ok
+    assert any(f.startswith(f"{eval_config.FPR} on sex=Female vs sex=Male") for f in failures), \
+        failures
+    assert not any(f.startswith("auc") for f in failures), failures  # unfair, not inaccurate
+
+
 def test_immediate_rerun_is_served_from_cache(census):
     cfg, _ = census
     assert run(cfg.output_dir) == 0
     rerun = states(metadata.run_summary(cfg))
     for node in ("CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-                 "DataGate", "Transform", "Trainer"):
+                 "DataGate", "Transform", TEACHER, STUDENT):
         assert rerun[node] == "CACHED", (node, rerun)
 
 
@@ -116,8 +202,21 @@ def test_bad_data_stops_before_pusher_and_keeps_what_is_served(census, tmp_path,
     assert "feature 'age'" in err and "nothing was trained or pushed" in err
     assert versions(cfg) == served
     bad = metadata.run_summary(cfg)  # the store still reads
-    assert "Pusher" not in states(bad) and "Trainer" not in states(bad)
+    assert "Pusher" not in states(bad) and TEACHER not in states(bad)
     assert states(bad)["DataGate"] == "FAILED"
+
+
+def test_a_group_missing_from_the_data_stops_the_run_naming_it(census, tmp_path, capsys):
+    cfg, _ = census
+    text = (config.PRESETS_DIR / "census.toml").read_text()
+    path = tmp_path / "nb.toml"
+    path.write_text(text.replace('groups = ["Female", "Male"]', 'groups = ["Nonbinary", "Male"]'))
+    capsys.readouterr()
+    assert cli.main(["run", "--config", str(path), "--sample", SAMPLE, "--train-steps", STEPS,
+                     "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "component DataGate failed" in err
+    assert "group 'Nonbinary' of 'sex' (dataset.groups) has no rows" in err
 
 
 def test_taxi_runs_through_the_same_pipeline(tmp_path):

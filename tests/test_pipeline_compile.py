@@ -1,4 +1,5 @@
 """Compile the DAG to IR without running it: catches wiring mistakes in seconds."""
+import json
 import pathlib
 
 import pytest
@@ -8,24 +9,55 @@ from pipeline import config
 from pipeline import pipeline as pipeline_lib
 
 
+def compile_nodes(cfg, tmp_path, **kwargs):
+    data = pipeline_lib.Input(tmp_path / "csv", presplit=cfg.dataset.name == "census",
+                              schema=cfg.dataset.schema_file)
+    compiled = compiler.Compiler().compile(pipeline_lib.create_pipeline(cfg, data, **kwargs))
+    return {n.pipeline_node.node_info.id: n.pipeline_node for n in compiled.nodes}
+
+
 @pytest.fixture(params=["census", "taxi"])
 def ir(request, tmp_path):
     cfg = config.preset(request.param, output_dir=tmp_path)
-    data = pipeline_lib.Input(tmp_path / "csv", presplit=request.param == "census",
-                              schema=cfg.dataset.schema_file)
-    compiled = compiler.Compiler().compile(pipeline_lib.create_pipeline(cfg, data))
-    return cfg, {n.pipeline_node.node_info.id: n.pipeline_node for n in compiled.nodes}
+    return cfg, compile_nodes(cfg, tmp_path)
+
+
+TEACHER, STUDENT = pipeline_lib.TEACHER, pipeline_lib.STUDENT
 
 
 def test_every_component_is_wired(ir):
     _, nodes = ir
     assert set(nodes) == {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-                          "DataGate", "Transform", "Trainer", "latest_blessed_model_resolver",
-                          "Evaluator", "Pusher"}
+                          "DataGate", "Transform", TEACHER, STUDENT,
+                          "latest_blessed_model_resolver", "Evaluator", "Pusher"}
     assert "DataGate" in nodes["Transform"].upstream_nodes
-    assert "ExampleValidator" in nodes["DataGate"].upstream_nodes
-    assert {"Trainer", "latest_blessed_model_resolver"} <= set(nodes["Evaluator"].upstream_nodes)
-    assert {"Trainer", "Evaluator"} <= set(nodes["Pusher"].upstream_nodes)
+    assert {"ExampleValidator", "StatisticsGen"} <= set(nodes["DataGate"].upstream_nodes)
+    # The student learns from the teacher; the student is evaluated and pushed.
+    assert TEACHER in nodes[STUDENT].upstream_nodes
+    assert "base_model" in nodes[STUDENT].inputs.inputs
+    assert {STUDENT, "latest_blessed_model_resolver"} <= set(nodes["Evaluator"].upstream_nodes)
+    assert TEACHER not in nodes["Evaluator"].upstream_nodes
+    assert {STUDENT, "Evaluator"} <= set(nodes["Pusher"].upstream_nodes)
+
+
+def test_without_distillation_the_teacher_is_pushed(tmp_path):
+    cfg = config.preset("census", output_dir=tmp_path,
+                        overrides={"distillation": {"enabled": False}})
+    nodes = compile_nodes(cfg, tmp_path)
+    assert STUDENT not in nodes and TEACHER in nodes["Pusher"].upstream_nodes
+
+
+def test_compare_adds_a_baseline_without_mindiff(tmp_path):
+    cfg = config.preset("census", output_dir=tmp_path)
+    nodes = compile_nodes(cfg, tmp_path, with_baseline=True)
+    baseline = json.loads(nodes[pipeline_lib.BASELINE].parameters.parameters[
+        "custom_config"].field_value.string_value)
+    teacher = json.loads(nodes[TEACHER].parameters.parameters[
+        "custom_config"].field_value.string_value)
+    assert baseline["mindiff"]["weight"] == 0 and teacher["mindiff"]["weight"] > 0
+    assert {k: v for k, v in baseline.items() if k != "mindiff"} == \
+        {k: v for k, v in teacher.items() if k != "mindiff"}
+    assert pipeline_lib.BASELINE not in nodes["Evaluator"].upstream_nodes
 
 
 def test_pusher_targets_the_serving_layout(ir):
@@ -37,8 +69,10 @@ def test_pusher_targets_the_serving_layout(ir):
 def test_trainer_and_transform_use_installed_module_paths(ir):
     _, nodes = ir
     params = {k: v.field_value.string_value
-              for k, v in nodes["Trainer"].parameters.parameters.items()}
+              for k, v in nodes[TEACHER].parameters.parameters.items()}
     assert params["run_fn"] == pipeline_lib.RUN_FN
+    student = nodes[STUDENT].parameters.parameters["run_fn"].field_value.string_value
+    assert student == pipeline_lib.STUDENT_RUN_FN
     t = {k: v.field_value.string_value for k, v in nodes["Transform"].parameters.parameters.items()}
     assert t["preprocessing_fn"] == pipeline_lib.PREPROCESSING_FN
     assert "module_file" not in t or not t["module_file"]

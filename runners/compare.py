@@ -1,0 +1,228 @@
+"""`fairway compare`: baseline (no MinDiff) vs MinDiff teacher vs distilled student.
+
+The three models come from one pipeline run (BaselineTrainer is added for this command), read
+back from ML Metadata, and are scored through their exported signatures on the eval split:
+what a client of the pushed model would see.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import pathlib
+import time
+from typing import Any
+
+import numpy as np
+
+from pipeline import metadata
+from pipeline import pipeline as pipeline_lib
+from pipeline.config import FairwayError, PipelineConfig
+
+VARIANTS = {"baseline": pipeline_lib.BASELINE, "teacher": pipeline_lib.TEACHER,
+            "student": pipeline_lib.STUDENT}
+# Targets from the issue; the AUC cost and parameter ratio come from the config.
+MIN_GAP_CUT = 0.5  # MinDiff must remove at least half of the baseline's FPR gap
+MIN_STUDENT_AUC = 0.90
+MIN_SPEEDUP = 3.0  # student vs teacher, batch-1 latency
+LATENCY_CALLS = {1: 300, 256: 50}
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Exact ROC AUC (Mann-Whitney U with average ranks for ties)."""
+    from scipy.stats import rankdata
+
+    pos = labels == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if not n_pos or not n_neg:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def group_rates(labels, scores, groups, threshold: float) -> dict[str, dict[str, float]]:
+    out = {}
+    for g in sorted(set(groups)):
+        y, p = labels[groups == g], scores[groups == g]
+        out[g] = {"rows": int(len(y)),
+                  "fpr": float((p[y == 0] >= threshold).mean()) if (y == 0).any() else None,
+                  "fnr": float((p[y == 1] < threshold).mean()) if (y == 1).any() else None,
+                  "auc": auc(y, p)}
+    return out
+
+
+class EvalData:
+    """The raw eval split (serialized tf.Examples) plus labels, groups and raw columns."""
+
+    def __init__(self, examples_uri: str, cfg: PipelineConfig):
+        import tensorflow as tf
+
+        files = sorted(glob.glob(f"{examples_uri}/Split-eval/*"))
+        if not files:
+            raise FairwayError(f"{examples_uri}: no eval split to compare on")
+        # dtype=object: a fixed-width bytes array would strip trailing NUL bytes of records.
+        self.serialized = np.array(
+            [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")],
+            dtype=object)
+        ds = cfg.dataset
+        raw = tf.io.parse_example(self.serialized, {ds.label: tf.io.VarLenFeature(tf.int64),
+                                                    ds.sensitive: tf.io.VarLenFeature(tf.string)})
+        n = len(self.serialized)
+        self.labels = _dense(raw[ds.label], n).numpy()
+        self.groups = np.array([v.decode() for v in _dense(raw[ds.sensitive], n).numpy()])
+
+
+def _score(signature, serialized: np.ndarray, batch: int = 2048) -> np.ndarray:
+    import tensorflow as tf
+
+    return np.concatenate([
+        signature(examples=tf.constant(serialized[i:i + batch]))["probability"].numpy()
+        for i in range(0, len(serialized), batch)])
+
+
+def _dense(x, n: int):
+    """A [n] tensor from a VarLen column of at most one value per row; missing -> 0 or ''."""
+    import tensorflow as tf
+
+    default = "" if x.dtype == tf.string else tf.zeros([], x.dtype)
+    return tf.sparse.to_dense(tf.SparseTensor(x.indices, x.values, [n, 1]), default)[:, 0]
+
+
+def _latency(model_dir: str, serialized: np.ndarray) -> dict[str, dict[str, float]]:
+    """Milliseconds per call of `serving_default` (raw named tensors), as TF Serving calls it."""
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(model_dir).signatures["serving_default"]
+    spec = fn.structured_input_signature[1]
+    rows = serialized[:max(LATENCY_CALLS)]
+    parsed = {k: _dense(v, len(rows)) for k, v in tf.io.parse_example(
+        rows, {k: tf.io.VarLenFeature(s.dtype) for k, s in spec.items()}).items()}
+    out = {}
+    for batch, calls in LATENCY_CALLS.items():
+        inputs = {k: v[:batch] for k, v in parsed.items()}
+        for _ in range(20):
+            fn(**inputs)
+        times = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            fn(**inputs)
+            times.append((time.perf_counter() - t) * 1e3)
+        out[f"batch_{batch}"] = {"p50_ms": float(np.percentile(times, 50)),
+                                 "p99_ms": float(np.percentile(times, 99))}
+    return out
+
+
+def _model_dir(summary: dict[str, Any], node: str) -> str:
+    for n in summary["nodes"]:
+        if n["node"] == node and "Model" in n["artifacts"]:
+            return n["artifacts"]["Model"] + "/Format-Serving"
+    raise FairwayError(f"the latest run has no model from {node}")
+
+
+def measure(cfg: PipelineConfig, summary: dict[str, Any], progress=print) -> dict[str, Any]:
+    import tensorflow as tf
+
+    examples = next(n["artifacts"]["Examples"] for n in summary["nodes"]
+                    if n["node"] == "CsvExampleGen")
+    data = EvalData(examples, cfg)
+    protected, reference = cfg.dataset.groups
+    threshold = cfg.evaluation.decision_threshold
+    result: dict[str, Any] = {
+        "dataset": cfg.dataset.name, "eval_rows": int(len(data.labels)),
+        "sensitive": cfg.dataset.sensitive, "groups": [protected, reference],
+        "threshold": threshold, "run_id": summary["run_id"], "models": {}}
+    for name, node in VARIANTS.items():
+        model_dir = _model_dir(summary, node)
+        progress(f"  scoring {name} ({node}) on {len(data.labels)} eval rows ...")
+        scores = _score(tf.saved_model.load(model_dir).signatures["from_examples"],
+                        data.serialized)
+        by_group = group_rates(data.labels, scores, data.groups, threshold)
+        m = {"model_dir": model_dir,
+             "params": tf.keras.models.load_model(model_dir, compile=False).count_params(),
+             "auc": auc(data.labels, scores),
+             "accuracy": float(((scores >= threshold) == (data.labels == 1)).mean()),
+             "groups": {g: by_group.get(g) for g in (protected, reference)},
+             "latency": _latency(model_dir, data.serialized)}
+        p, r = m["groups"][protected], m["groups"][reference]
+        m["fpr_gap"] = abs(p["fpr"] - r["fpr"]) if p and r else None
+        m["fnr_gap"] = abs(p["fnr"] - r["fnr"]) if p and r else None
+        result["models"][name] = m
+    result["checks"] = checks(result, cfg)
+    return result
+
+
+def checks(result: dict[str, Any], cfg: PipelineConfig) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value and whether it was met."""
+    b, t, s = (result["models"][k] for k in ("baseline", "teacher", "student"))
+    cut = 1 - t["fpr_gap"] / b["fpr_gap"] if b["fpr_gap"] else float("nan")
+    speedup = (t["latency"]["batch_1"]["p50_ms"] / s["latency"]["batch_1"]["p50_ms"])
+    rows = [
+        ("MinDiff cuts the FPR gap (vs baseline)", cut, f">= {MIN_GAP_CUT:.0%}", cut >= MIN_GAP_CUT),
+        ("AUC cost of MinDiff", b["auc"] - t["auc"], f"<= {cfg.evaluation.max_auc_drop}",
+         b["auc"] - t["auc"] <= cfg.evaluation.max_auc_drop),
+        ("student AUC", s["auc"], f">= {MIN_STUDENT_AUC}", s["auc"] >= MIN_STUDENT_AUC),
+        ("student AUC below teacher", t["auc"] - s["auc"], "<= 0.01", t["auc"] - s["auc"] <= 0.01),
+        ("student / teacher parameters", s["params"] / t["params"],
+         f"<= {cfg.distillation.max_param_ratio}",
+         s["params"] / t["params"] <= cfg.distillation.max_param_ratio),
+        ("batch-1 speed-up of the student", speedup, f">= {MIN_SPEEDUP}x", speedup >= MIN_SPEEDUP),
+    ]
+    return [{"check": c, "value": v, "target": tgt, "met": bool(ok)} for c, v, tgt, ok in rows]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    protected, reference = result["groups"]
+    t = result["threshold"]
+    lines = [f"# Fairway comparison: {result['dataset']}", "",
+             f"{result['eval_rows']} eval rows, decision threshold {t}, sensitive feature "
+             f"`{result['sensitive']}` ({protected} vs {reference}); run {result['run_id']}.", "",
+             f"| model | params | AUC | accuracy | FPR {protected} | FPR {reference} | FPR gap "
+             f"| FNR {protected} | FNR {reference} | FNR gap | p50 ms b=1 | p50 ms b=256 |",
+             "|---" * 12 + "|"]
+    for name, m in result["models"].items():
+        p, r = m["groups"][protected], m["groups"][reference]
+        lines.append(
+            f"| {name} | {m['params']:,} | {m['auc']:.4f} | {m['accuracy']:.4f} | {p['fpr']:.4f} "
+            f"| {r['fpr']:.4f} | {m['fpr_gap']:.4f} | {p['fnr']:.4f} | {r['fnr']:.4f} "
+            f"| {m['fnr_gap']:.4f} | {m['latency']['batch_1']['p50_ms']:.2f} "
+            f"| {m['latency']['batch_256']['p50_ms']:.2f} |")
+    lines += ["", "| target | measured | required | met |", "|---|---|---|---|"]
+    for c in result["checks"]:
+        lines.append(f"| {c['check']} | {c['value']:.4f} | {c['target']} | "
+                     f"{'yes' if c['met'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: pathlib.Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["models"])
+    protected, reference = result["groups"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    x = np.arange(len(names))
+    axes[0].bar(x, [result["models"][n]["auc"] for n in names], color="#4477aa")
+    axes[0].set_ylim(min(result["models"][n]["auc"] for n in names) - 0.02, 1.0)
+    axes[0].set_title("AUC")
+    for ax, rate in ((axes[1], "fpr"), (axes[2], "fnr")):
+        for i, (g, color) in enumerate(((protected, "#cc6677"), (reference, "#117733"))):
+            ax.bar(x + (i - 0.5) * 0.38, [result["models"][n]["groups"][g][rate] for n in names],
+                   width=0.38, label=g, color=color)
+        ax.set_title(f"{rate.upper()} at {result['threshold']} by {result['sensitive']}")
+        ax.legend()
+    for ax in axes:
+        ax.set_xticks(x, names)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(result: dict[str, Any], out_dir: pathlib.Path) -> dict[str, pathlib.Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out_dir / "comparison.md", "json": out_dir / "comparison.json",
+             "plot": out_dir / "comparison.png"}
+    paths["markdown"].write_text(markdown(result))
+    paths["json"].write_text(json.dumps(result, indent=2, sort_keys=True))
+    plot(result, paths["plot"])
+    return paths
