@@ -11,7 +11,7 @@ LOCK := requirements/lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast bench lock env clean print-python
+.PHONY: run compare test test-fast bench lock env clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -29,6 +29,10 @@ env: $(VENV)/.installed
 
 run: env
 	$(VENV)/bin/fairway run $(ARGS)
+
+# Baseline vs MinDiff teacher vs student on the full data (issue targets; ~10 min on 2 cores).
+compare: env
+	$(VENV)/bin/fairway compare $(ARGS)
 
 test: env
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -6,29 +6,30 @@ import json
 import tensorflow_model_analysis as tfma
 
 from modules import signatures
+from pipeline import tfma_metrics
 from pipeline.config import PipelineConfig
 
 
-FPR = "false_positive_rate"  # at the decision threshold
+def _overall(threshold: tfma.MetricThreshold) -> list[tfma.PerSliceMetricThreshold]:
+    # Gate on the overall slice only: tiny slices have noisy (or undefined) metrics.
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
 
 
-def _fairness_gate(cfg: PipelineConfig):
-    """(cross-slicing specs, thresholds): FPR(protected) - FPR(reference) within +-max_fpr_gap.
-
-    TFMA computes a cross-slice metric as slice minus baseline slice, so the bound is two-sided.
-    """
+def _fairness_gate(cfg: PipelineConfig) -> list[tfma.MetricConfig]:
+    """|FPR(protected) - FPR(reference)| <= max_fpr_gap at the decision threshold (Fairway's own
+    metric: TFMA 0.47's cross-slice thresholds never pass, see pipeline/tfma_metrics.py)."""
     ds = cfg.dataset
     if not ds.groups:
-        return [], []
+        return []
     protected, reference = ds.groups
-    spec = tfma.CrossSlicingSpec(
-        baseline_spec=tfma.SlicingSpec(feature_values={ds.sensitive: reference}),
-        slicing_specs=[tfma.SlicingSpec(feature_values={ds.sensitive: protected})])
-    gap = cfg.evaluation.max_fpr_gap
-    threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-        lower_bound={"value": -gap}, upper_bound={"value": gap}))
-    return [spec], [tfma.CrossSliceMetricThreshold(cross_slicing_specs=[spec],
-                                                   threshold=threshold)]
+    return [tfma.MetricConfig(
+        class_name="FalsePositiveRateGap", module=tfma_metrics.__name__,
+        config=json.dumps({"feature": ds.sensitive, "protected": protected,
+                           "reference": reference,
+                           "threshold": cfg.evaluation.decision_threshold}),
+        per_slice_thresholds=_overall(tfma.MetricThreshold(
+            value_threshold=tfma.GenericValueThreshold(
+                upper_bound={"value": cfg.evaluation.max_fpr_gap}))))]
 
 
 def build(cfg: PipelineConfig) -> tfma.EvalConfig:
@@ -40,20 +41,13 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -ev.max_auc_drop}))
     thresholds = {"thresholds": [ev.decision_threshold]}
-    gap_specs, fpr_gate = _fairness_gate(cfg)
     metrics = [
         tfma.MetricConfig(class_name="ExampleCount"),
-        # Gate on the overall slice only: tiny slices have noisy (or undefined) AUC.
-        tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[
-            tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()],
-                                         threshold=auc_threshold)]),
+        tfma.MetricConfig(class_name="AUC", per_slice_thresholds=_overall(auc_threshold)),
         tfma.MetricConfig(class_name="BinaryAccuracy",
                           config=json.dumps({"threshold": ev.decision_threshold})),
         tfma.MetricConfig(class_name="Precision", config=json.dumps(thresholds)),
         tfma.MetricConfig(class_name="Recall", config=json.dumps(thresholds)),
-        tfma.MetricConfig(class_name="FallOut",
-                          config=json.dumps({**thresholds, "name": FPR}),
-                          cross_slice_thresholds=fpr_gate),
         tfma.MetricConfig(class_name="Calibration"),
         tfma.MetricConfig(class_name="MeanLabel"),
         tfma.MetricConfig(class_name="MeanPrediction"),
@@ -62,6 +56,7 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
                           module="fairness_indicators.fairness_indicators_metrics",
                           config=json.dumps({"thresholds": list(ev.fairness_thresholds)})),
         tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps({"num_buckets": 100})),
+        *_fairness_gate(cfg),
     ]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=signatures.EXAMPLES_SIGNATURE,
@@ -69,7 +64,6 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
                                     preprocessing_function_names=[])],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=list(s))
                                              for s in cfg.dataset.slices],
-        cross_slicing_specs=gap_specs,
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
         # The model's compiled Keras metrics would duplicate these at extra cost per slice.
         options=tfma.Options(include_default_metrics={"value": False}))

@@ -123,3 +123,36 @@ def _bounds(threshold) -> str:
     return ", ".join(f"{name} {getattr(t, name).value:g}"
                      for name in ("lower_bound", "upper_bound", "absolute")
                      if name in t.DESCRIPTOR.fields_by_name and t.HasField(name))
+
+
+def _slice_name(key) -> str:
+    return ", ".join(f"{k}={v}" for k, v in key) or "Overall"
+
+
+def slice_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    """Scalar metrics per slice ("Overall", "sex=Female", ...) of the candidate model.
+
+    Cross-slice comparisons appear as "sex=Female vs sex=Male" (the difference of the two).
+    """
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.slicer import slicer_lib
+
+    result = tfma.load_eval_result(evaluation_uri)
+    out = {}
+    for slice_key, by_output in result.slicing_metrics:
+        if slicer_lib.is_cross_slice_key(slice_key):
+            baseline, comparison = slice_key
+            name = f"{_slice_name(comparison)} vs {_slice_name(baseline)}"
+        else:
+            name = _slice_name(slice_key)
+        values = {}
+        for sub in by_output.get("", {}).values():
+            for metric, value in sub.items():
+                if "doubleValue" in value:
+                    values[metric] = value["doubleValue"]
+        out[name] = values
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] != "Overall", " vs " in kv[0], kv[0])))
+
+
+def to_json(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, indent=2, sort_keys=True, default=str)

@@ -8,7 +8,8 @@ _FI = "fairness_indicators_metrics/{}@{}"
 _KEY_METRICS = (("count", "example_count"), ("auc", "auc"), ("accuracy", "binary_accuracy"),
                 ("precision", "precision"), ("recall", "recall"), ("calibration", "calibration"),
                 ("fpr@0.5", _FI.format("false_positive_rate", 0.5)),
-                ("fnr@0.5", _FI.format("false_negative_rate", 0.5)))
+                ("fnr@0.5", _FI.format("false_negative_rate", 0.5)),
+                ("fpr gap", "false_positive_rate_gap"))
 
 
 def text(summary: dict[str, Any]) -> str:
