@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any, Mapping
 
 import absl.logging
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
@@ -107,9 +108,14 @@ class _Job:
                       loss=loss)
         absl.logging.info("Training %s for %d steps", model.name, steps)
         # Validate once at the end: per-epoch validation would cost eval_steps batches each time.
-        model.fit(train, epochs=epochs, steps_per_epoch=steps // epochs,
-                  validation_data=evaluation, validation_steps=self.fn_args.eval_steps,
-                  validation_freq=epochs, verbose=2)
+        history = model.fit(train, epochs=epochs, steps_per_epoch=steps // epochs,
+                            validation_data=evaluation, validation_steps=self.fn_args.eval_steps,
+                            validation_freq=epochs, verbose=2,
+                            callbacks=[tf.keras.callbacks.TerminateOnNaN()])
+        loss = history.history["loss"][-1]
+        if not np.isfinite(loss):  # e.g. a too large mindiff.weight: never export such a model
+            raise ValueError(f"{model.name}: training diverged (loss {loss}); lower "
+                             "mindiff.weight or training.learning_rate")
 
     def export(self, model: tf.keras.Model) -> None:
         signatures.export(model, self.tft_output, self.f, self.fn_args.serving_model_dir)

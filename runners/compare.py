@@ -143,7 +143,8 @@ def measure(cfg: PipelineConfig, summary: dict[str, Any], progress=print) -> dic
     result: dict[str, Any] = {
         "dataset": cfg.dataset.name, "eval_rows": int(len(data.labels)),
         "sensitive": cfg.dataset.sensitive, "groups": [protected, reference],
-        "threshold": threshold, "run_id": summary["run_id"], "models": {}}
+        "threshold": threshold, "run_id": summary["run_id"], "models": {},
+        "blessed": summary["blessed"], "blessing_failures": summary.get("blessing_failures", [])}
     for name, node in VARIANTS.items():
         model_dir = _model_dir(summary, node)
         progress(f"  scoring {name} ({node}) on {len(data.labels)} eval rows ...")
@@ -201,6 +202,9 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {r['fpr']:.4f} | {m['fpr_gap']:.4f} | {p['fnr']:.4f} | {r['fnr']:.4f} "
             f"| {m['fnr_gap']:.4f} | {lat['batch_1']['graph']['p50_ms']:.3f} "
             f"| {lat['batch_256']['graph']['p50_ms']:.3f} | {lat['batch_1']['call']['p50_ms']:.3f} |")
+    if "blessed" in result:
+        lines += ["", f"Evaluator blessed the student: {result['blessed']}"]
+        lines += [f"- not blessed: {f}" for f in result.get("blessing_failures", [])]
     lines += ["", "Latency: p50 of `serving_default` on real eval rows; *graph* calls the concrete "
               "function with flat tensors (what a C++ server runs), *call* is the Python "
               "signature call with named arguments.", "",

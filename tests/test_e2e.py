@@ -4,6 +4,7 @@ Select with `-m e2e`; each run takes a minute or two on 2 cores.
 """
 import csv
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -231,6 +232,30 @@ def test_a_group_missing_from_the_data_stops_the_run_naming_it(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "nothing was trained or pushed" in err
     assert "split 'train': group 'Nonbinary' of 'sex' (dataset.groups) has no rows" in err
+
+
+def test_a_group_without_negatives_stops_the_teacher_before_training(census, tmp_path, capsys):
+    cfg, _ = census
+    served = versions(cfg)
+    sample = next(cfg.input_dir.glob("sample-*"))
+    for split in ("train", "eval"):
+        with (sample / split / "data.csv").open() as f:
+            rows = list(csv.DictReader(f))
+        if split == "train":  # every woman earns > 50K: no Female negatives for MinDiff
+            rows = [{**r, "income": "1"} if r["sex"] == "Female" else r for r in rows]
+        (tmp_path / split).mkdir()
+        with (tmp_path / split / "data.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    capsys.readouterr()
+    assert run(cfg.output_dir, "--data", str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert f"component {TEACHER} failed" in err
+    assert "dataset.groups: no training example has sex = 'Female' and income = 0" in err
+    log = pathlib.Path(err.split("Full log: ")[1].strip()).read_text()
+    assert not re.search(r"Training \w+ for \d+ steps", log)  # stopped before fit()
+    assert versions(cfg) == served
 
 
 def test_taxi_runs_through_the_same_pipeline(tmp_path):
