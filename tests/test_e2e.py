@@ -3,6 +3,7 @@
 Select with `-m e2e`; each run takes a minute or two on 2 cores.
 """
 import csv
+import json
 import pathlib
 import re
 
@@ -202,6 +203,27 @@ def test_immediate_rerun_is_served_from_cache(census):
         assert rerun[node] == "CACHED", (node, rerun)
 
 
+def test_compare_scores_baseline_teacher_and_student_from_mlmd(census, capsys):
+    cfg, _ = census
+    assert cli.main(["compare", "--config", str(CONFIG["path"]), "--sample", SAMPLE,
+                     "--train-steps", STEPS, "--output", str(cfg.output_dir)]) == 0
+    assert "| target | measured | required | met |" in capsys.readouterr().out
+    result = json.loads((cfg.output_dir / "compare" / "comparison.json").read_text())
+    models = result["models"]
+    assert result["eval_rows"] == int(SAMPLE)
+    assert len({m["model_dir"] for m in models.values()}) == 3
+    assert models["baseline"]["params"] == models["teacher"]["params"]
+    assert models["student"]["params"] * 10 <= models["teacher"]["params"]
+    for name, m in models.items():
+        assert 0.75 < m["auc"] <= 1.0, name
+        assert m["fpr_gap"] == pytest.approx(
+            abs(m["groups"]["Female"]["fpr"] - m["groups"]["Male"]["fpr"])), name
+        assert 0 < m["latency"]["batch_1"]["graph"]["p50_ms"] < 1000, name
+    by_node = states(metadata.run_summary(cfg))
+    assert by_node[pipeline_lib.BASELINE] == "COMPLETE" and by_node[TEACHER] == "CACHED"
+    assert (cfg.output_dir / "compare" / "comparison.png").stat().st_size > 10_000
+
+
 def test_bad_data_stops_before_pusher_and_keeps_what_is_served(census, tmp_path, capsys):
     cfg, _ = census
     served = versions(cfg)
@@ -259,13 +281,16 @@ def test_a_group_without_negatives_stops_the_teacher_before_training(census, tmp
 
 
 def test_taxi_runs_through_the_same_pipeline(tmp_path):
-    assert cli.main(["run", "--dataset", "taxi", "--sample", "1500", "--train-steps", "100",
+    assert cli.main(["run", "--dataset", "taxi", "--sample", "1500", "--train-steps", "400",
                      "--output", str(tmp_path)]) == 0
     cfg = config.preset("taxi", output_dir=tmp_path)
     summary = metadata.run_summary(cfg)
     assert set(states(summary).values()) == {"COMPLETE"}
     assert summary["metrics"]["Overall"]["auc"] > 0.7
     assert any(k.startswith("payment_type=") for k in summary["metrics"])
+    # No dataset.groups: no MinDiff, no FPR-gap gate; the distilled student is still pushed.
+    assert "false_positive_rate_gap" not in summary["metrics"]["Overall"]
+    assert summary["blessed"] is True, summary["blessing_failures"]
 
 
 def test_a_failing_component_is_named_with_the_log(tmp_path, write, capsys):
