@@ -96,11 +96,7 @@ def blessing_failures(evaluation_uri: str) -> list[str]:
         return []
     lines = []
     for per_slice in result.metric_validations_per_slice:
-        if per_slice.HasField("cross_slice_key"):
-            key = per_slice.cross_slice_key
-            where = (f"{_slice(key.comparison_slice_key)} vs {_slice(key.baseline_slice_key)}")
-        else:
-            where = _slice(per_slice.slice_key)
+        where = _slice(per_slice.slice_key)
         for f in per_slice.failures:
             diff = " (change vs baseline)" if f.metric_key.is_diff else ""
             value = f.metric_value.double_value.value
@@ -125,33 +121,21 @@ def _bounds(threshold) -> str:
                      if name in t.DESCRIPTOR.fields_by_name and t.HasField(name))
 
 
-def _slice_name(key) -> str:
-    return ", ".join(f"{k}={v}" for k, v in key) or "Overall"
-
-
 def slice_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
-    """Scalar metrics per slice ("Overall", "sex=Female", ...) of the candidate model.
-
-    Cross-slice comparisons appear as "sex=Female vs sex=Male" (the difference of the two).
-    """
+    """Scalar metrics per slice ("Overall", "sex=Female", ...) of the candidate model."""
     import tensorflow_model_analysis as tfma
-    from tensorflow_model_analysis.slicer import slicer_lib
 
     result = tfma.load_eval_result(evaluation_uri)
     out = {}
     for slice_key, by_output in result.slicing_metrics:
-        if slicer_lib.is_cross_slice_key(slice_key):
-            baseline, comparison = slice_key
-            name = f"{_slice_name(comparison)} vs {_slice_name(baseline)}"
-        else:
-            name = _slice_name(slice_key)
+        name = ", ".join(f"{k}={v}" for k, v in slice_key) or "Overall"
         values = {}
         for sub in by_output.get("", {}).values():
             for metric, value in sub.items():
                 if "doubleValue" in value:
                     values[metric] = value["doubleValue"]
         out[name] = values
-    return dict(sorted(out.items(), key=lambda kv: (kv[0] != "Overall", " vs " in kv[0], kv[0])))
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] != "Overall", kv[0])))
 
 
 def to_json(summary: dict[str, Any]) -> str:
