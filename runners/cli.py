@@ -54,6 +54,13 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--train-steps", type=_positive, metavar="N",
                          help="override training steps")
 
+    deploy = sub.add_parser(
+        "deploy", help="write TF Serving deployment files (models.config with stable/canary "
+                       "labels, batching, monitoring, docker-compose, Kubernetes) for the pushed "
+                       "model")
+    _add_config_args(deploy)
+    deploy.add_argument("--to", metavar="DIR", help="where to write (default: <output>/deploy)")
+
     status = sub.add_parser("status", help="the latest run as recorded in ML Metadata")
     _add_config_args(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -108,6 +115,17 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_deploy(args) -> int:
+    import pathlib
+
+    from serving import deployment
+
+    paths = deployment.write(_config(args), pathlib.Path(args.to).resolve() if args.to else None)
+    for path in paths.values():
+        print(path)
+    return 0
+
+
 def cmd_status(args) -> int:
     return _print_status(_config(args), args.json)
 
@@ -123,7 +141,9 @@ def cmd_data(args) -> int:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "compare": cmd_compare, "status": cmd_status, "data": cmd_data}[args.command](args)
+        commands = {"run": cmd_run, "compare": cmd_compare, "deploy": cmd_deploy,
+                    "status": cmd_status, "data": cmd_data}
+        return commands[args.command](args)
     except config_lib.ConfigError as e:
         print(f"fairway: config error: {e}", file=sys.stderr)
         return EXIT_USAGE
