@@ -331,7 +331,8 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
         _fail(src, "sample", "a whole number of rows >= 100", sample)
     return PipelineConfig(
         dataset=dataset, output_dir=pathlib.Path(out).resolve(), training=training,
-        mindiff=mindiff, distillation=distillation, evaluation=evaluation, sample=sample, beam_args=tuple(beam_args),
+        mindiff=mindiff, distillation=distillation, evaluation=evaluation, sample=sample,
+        beam_args=tuple(beam_args),
         enable_cache=bool(pipe.get("enable_cache", True)), mysql=mysql)
 
 

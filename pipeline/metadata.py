@@ -86,6 +86,14 @@ def run_summary(cfg: PipelineConfig) -> dict[str, Any]:
     return summary
 
 
+def node_artifact(summary: dict[str, Any], node: str, kind: str) -> str:
+    """URI of the `kind` artifact (e.g. "Model") that `node` output in a run_summary."""
+    for n in summary["nodes"]:
+        if n["node"] == node and kind in n["artifacts"]:
+            return n["artifacts"][kind]
+    raise LookupError(f"run {summary['run_id']}: {node} has no {kind} output")
+
+
 def blessing_failures(evaluation_uri: str) -> list[str]:
     """Why TFMA did not bless the candidate: one line per failed threshold."""
     import tensorflow_model_analysis as tfma

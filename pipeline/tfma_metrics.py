@@ -54,10 +54,10 @@ class _GapCombiner(beam.CombineFn):
         return np.zeros((2, 2))
 
     def add_input(self, acc: np.ndarray, element: metric_types.StandardMetricInputs):
-        value = element.features.get(self._feature) if element.features else None
-        value = np.asarray(value).ravel() if value is not None else []
-        group = value[0].decode() if len(value) and isinstance(value[0], bytes) else (
-            str(value[0]) if len(value) else None)
+        values = np.ravel(element.features.get(self._feature, [])) if element.features else []
+        if not len(values):
+            return acc
+        group = values[0].decode() if isinstance(values[0], bytes) else str(values[0])
         if group not in self._groups:
             return acc
         row = self._groups.index(group)

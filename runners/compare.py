@@ -98,7 +98,7 @@ def _timed(call, calls: int) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(times, 50)), "p99_ms": float(np.percentile(times, 99))}
 
 
-def _latency(model_dir: str, serialized: np.ndarray) -> dict[str, dict[str, Any]]:
+def _latency(fn, serialized: np.ndarray) -> dict[str, dict[str, Any]]:
     """Milliseconds per call of `serving_default` (raw named tensors) on real eval rows.
 
     `call`: the Python signature call (what an in-process Python client pays; binding 14 named
@@ -107,7 +107,6 @@ def _latency(model_dir: str, serialized: np.ndarray) -> dict[str, dict[str, Any]
     """
     import tensorflow as tf
 
-    fn = tf.saved_model.load(model_dir).signatures["serving_default"]
     spec = fn.structured_input_signature[1]
     rows = serialized[:max(LATENCY_CALLS)]
     parsed = {k: _dense(v, len(rows)) for k, v in tf.io.parse_example(
@@ -118,26 +117,17 @@ def _latency(model_dir: str, serialized: np.ndarray) -> dict[str, dict[str, Any]
         flat = [inputs[k] for k in fn._arg_keywords]  # the signature's argument order
         if not np.allclose(fn(**inputs)["probability"],
                            fn._call_flat(flat, fn.captured_inputs)["probability"]):
-            raise FairwayError(f"{model_dir}: flat and named signature calls disagree")
+            raise FairwayError("flat and named signature calls disagree")
         out[f"batch_{batch}"] = {
             "call": _timed(lambda: fn(**inputs), calls),
             "graph": _timed(lambda: fn._call_flat(flat, fn.captured_inputs), calls)}
     return out
 
 
-def _model_dir(summary: dict[str, Any], node: str) -> str:
-    for n in summary["nodes"]:
-        if n["node"] == node and "Model" in n["artifacts"]:
-            return n["artifacts"]["Model"] + "/Format-Serving"
-    raise FairwayError(f"the latest run has no model from {node}")
-
-
 def measure(cfg: PipelineConfig, summary: dict[str, Any], progress=print) -> dict[str, Any]:
     import tensorflow as tf
 
-    examples = next(n["artifacts"]["Examples"] for n in summary["nodes"]
-                    if n["node"] == "CsvExampleGen")
-    data = EvalData(examples, cfg)
+    data = EvalData(metadata.node_artifact(summary, "CsvExampleGen", "Examples"), cfg)
     protected, reference = cfg.dataset.groups
     threshold = cfg.evaluation.decision_threshold
     result: dict[str, Any] = {
@@ -146,17 +136,17 @@ def measure(cfg: PipelineConfig, summary: dict[str, Any], progress=print) -> dic
         "threshold": threshold, "run_id": summary["run_id"], "models": {},
         "blessed": summary["blessed"], "blessing_failures": summary.get("blessing_failures", [])}
     for name, node in VARIANTS.items():
-        model_dir = _model_dir(summary, node)
+        model_dir = metadata.node_artifact(summary, node, "Model") + "/Format-Serving"
+        sigs = tf.saved_model.load(model_dir).signatures
         progress(f"  scoring {name} ({node}) on {len(data.labels)} eval rows ...")
-        scores = _score(tf.saved_model.load(model_dir).signatures["from_examples"],
-                        data.serialized)
+        scores = _score(sigs["from_examples"], data.serialized)
         by_group = group_rates(data.labels, scores, data.groups, threshold)
         m = {"model_dir": model_dir,
              "params": tf.keras.models.load_model(model_dir, compile=False).count_params(),
              "auc": auc(data.labels, scores),
              "accuracy": float(((scores >= threshold) == (data.labels == 1)).mean()),
              "groups": {g: by_group.get(g) for g in (protected, reference)},
-             "latency": _latency(model_dir, data.serialized)}
+             "latency": _latency(sigs["serving_default"], data.serialized)}
         p, r = m["groups"][protected], m["groups"][reference]
         m["fpr_gap"] = abs(p["fpr"] - r["fpr"]) if p and r else None
         m["fnr_gap"] = abs(p["fnr"] - r["fnr"]) if p and r else None

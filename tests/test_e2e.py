@@ -109,21 +109,17 @@ def test_pushed_model_serves_raw_rows_and_examples_alike(census):
     assert probs[labels == 1].mean() > probs[labels == 0].mean()
 
 
-def artifact(summary, node: str, kind: str) -> str:
-    return next(n["artifacts"][kind] for n in summary["nodes"] if n["node"] == node)
-
-
 def test_mlmd_lineage_shows_which_teacher_trained_the_pushed_student(census):
     cfg, summary = census
     store = metadata.store(cfg)
-    teacher_uri = artifact(summary, TEACHER, "Model")
+    teacher_uri = metadata.node_artifact(summary, TEACHER, "Model")
     [teacher] = store.get_artifacts_by_uri(teacher_uri)
     consumers = {e.execution_id for e in store.get_events_by_artifact_ids([teacher.id])
                  if e.type == e.INPUT}
     node_names = {c.name.split(".", 1)[-1] for ex in consumers
                   for c in store.get_contexts_by_execution(ex)}
     assert STUDENT in node_names
-    student_dir = artifact(summary, STUDENT, "Model") + "/Format-Serving"
+    student_dir = metadata.node_artifact(summary, STUDENT, "Model") + "/Format-Serving"
     teacher_dir = teacher_uri + "/Format-Serving"
     student = tf.keras.models.load_model(student_dir, compile=False)
     big = tf.keras.models.load_model(teacher_dir, compile=False)
@@ -136,7 +132,7 @@ def test_mlmd_lineage_shows_which_teacher_trained_the_pushed_student(census):
 def test_exported_models_are_plain_keras_without_training_wrappers(census):
     _, summary = census
     for node in (TEACHER, STUDENT):
-        model_dir = pathlib.Path(artifact(summary, node, "Model")) / "Format-Serving"
+        model_dir = pathlib.Path(metadata.node_artifact(summary, node, "Model")) / "Format-Serving"
         graph = (model_dir / "saved_model.pb").read_bytes().lower()
         assert b"min_diff" not in graph and b"mindiff" not in graph, node
         assert b"distill" not in graph, node
@@ -165,10 +161,10 @@ def test_the_evaluator_gate_refuses_an_unfair_model_and_blesses_a_fair_one(censu
     cfg, summary = census
     cfg = config.preset("census", output_dir=cfg.output_dir,
                         overrides={"evaluation": {"min_auc": 0.6, "max_fpr_gap": 0.25}})
-    tft_output = tft.TFTransformOutput(artifact(summary, "Transform", "TransformGraph"))
+    tft_output = tft.TFTransformOutput(metadata.node_artifact(summary, "Transform", "TransformGraph"))
     male = [v.decode() for v in tft_output.vocabulary_by_name("vocab_sex")].index("Male")
     base = tf.keras.models.load_model(
-        artifact(summary, STUDENT, "Model") + "/Format-Serving", compile=False)
+        metadata.node_artifact(summary, STUDENT, "Model") + "/Format-Serving", compile=False)
     features = pipeline_lib.features(cfg)
     ec = eval_config.build(cfg)
     for metric in ec.metrics_specs[0].metrics:  # no baseline model here: value thresholds only
@@ -182,7 +178,7 @@ def test_the_evaluator_gate_refuses_an_unfair_model_and_blesses_a_fair_one(censu
         tfma.run_model_analysis(
             eval_shared_model=tfma.default_eval_shared_model(model_dir, eval_config=ec),
             eval_config=ec, output_path=out,
-            data_location=artifact(summary, "CsvExampleGen", "Examples") + "/Split-eval/*",
+            data_location=metadata.node_artifact(summary, "CsvExampleGen", "Examples") + "/Split-eval/*",
             pipeline_options=beam.options.pipeline_options.PipelineOptions(
                 ["--runner=FnApiRunner"]))
         outcome[name] = (tfma.load_validation_result(out).validation_ok,
