@@ -55,6 +55,8 @@ def census(tmp_path_factory):
     out = tmp_path_factory.mktemp("census")
     assert run(out) == 0
     cfg = config.load(CONFIG["path"], output_dir=out)
+    # The clean sample; runs with --data DIR add more sample-* folders next to it.
+    [CONFIG["sample"]] = cfg.input_dir.glob("sample-*")
     return cfg, metadata.run_summary(cfg)
 
 
@@ -223,7 +225,7 @@ def test_compare_scores_baseline_teacher_and_student_from_mlmd(census, capsys):
 def test_bad_data_stops_before_pusher_and_keeps_what_is_served(census, tmp_path, capsys):
     cfg, _ = census
     served = versions(cfg)
-    sample = next((cfg.input_dir).glob("sample-*"))
+    sample = CONFIG["sample"]
     for split in ("train", "eval"):
         lines = (sample / split / "data.csv").read_text().splitlines()
         rows = [lines[0]] + [("thirty" + l[l.index(","):]) if i % 3 == 0 else l
@@ -255,7 +257,7 @@ def test_a_group_missing_from_the_data_stops_the_run_naming_it(tmp_path, capsys)
 def test_a_group_without_negatives_stops_the_teacher_before_training(census, tmp_path, capsys):
     cfg, _ = census
     served = versions(cfg)
-    sample = next(cfg.input_dir.glob("sample-*"))
+    sample = CONFIG["sample"]
     for split in ("train", "eval"):
         with (sample / split / "data.csv").open() as f:
             rows = list(csv.DictReader(f))
