@@ -11,7 +11,7 @@ LOCK := requirements/lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run compare test test-fast bench lock env clean print-python
+.PHONY: run compare test test-fast bench bench-serving lock env clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -42,6 +42,10 @@ test-fast: env
 
 bench: env
 	$(PY) -m benchmarks.pipeline_bench $(ARGS)
+
+# REST/gRPC latency and throughput of `fairway serve` vs the in-process call (needs `make run`).
+bench-serving: env
+	$(PY) -m benchmarks.serving_bench $(ARGS)
 
 # Regenerate the pinned, hashed lock (no index URLs are written).
 lock: | $(UV)

@@ -73,3 +73,47 @@ def DataGate(anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.Exam
         if problems:
             raise DataAnomaliesError("the fairness groups are not in the data; nothing was "
                                      "trained or pushed:\n  " + "\n  ".join(problems))
+
+
+class ServingCheckError(FairwayError):
+    """The candidate did not load or answer its warmup requests: it is not pushed."""
+
+
+def _eval_examples(examples_uri: str, split: str, n: int):
+    import tensorflow as tf
+
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    if not files:
+        raise ServingCheckError(f"{examples_uri}: no '{split}' split to build warmup requests")
+    data = tf.data.TFRecordDataset(files, compression_type="GZIP").take(n)
+    return [tf.train.Example.FromString(r) for r in data.as_numpy_iterator()]
+
+
+@component
+def ServingCheck(model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
+                 examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+                 blessing: tfx.dsl.components.OutputArtifact[standard_artifacts.InfraBlessing],
+                 model_name: tfx.dsl.components.Parameter[str],
+                 split: tfx.dsl.components.Parameter[str] = "eval",
+                 num_examples: tfx.dsl.components.Parameter[int] = 8):
+    """The step before the Pusher: copies the candidate with TF Serving warmup requests built
+    from real `split` rows (assets.extra/tf_serving_warmup_requests, one request per
+    signature), loads the copy in Fairway's serving runtime and replays them. The Pusher pushes
+    this copy, so real TF Serving warms up with the same requests."""
+    from tfx.utils import io_utils, path_utils
+
+    from serving import servable, warmup
+
+    src = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+    dst = path_utils.stamped_model_path(blessing.uri)
+    io_utils.copy_dir(src, dst)
+    rows = _eval_examples(examples.uri, split, num_examples)
+    path = warmup.write(dst, warmup.requests(dst, model_name, rows))
+    try:
+        replayed = warmup.replay(servable.Servable(model_name, 0, dst))
+    except Exception as e:
+        raise ServingCheckError(f"the candidate model failed its serving check ({path}); "
+                                f"nothing is pushed: {e}") from e
+    blessing.set_int_custom_property("blessed", 1)
+    blessing.set_int_custom_property("has_model", 1)  # the Pusher pushes this copy
+    blessing.set_int_custom_property("warmup_requests", replayed)

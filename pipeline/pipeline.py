@@ -9,7 +9,7 @@ from tfx import v1 as tfx
 
 from modules import features as F
 from pipeline import eval_config, metadata
-from pipeline.components import DataGate
+from pipeline.components import DataGate, ServingCheck
 from pipeline.config import PipelineConfig
 
 PREPROCESSING_FN = "modules.transform.preprocessing_fn"
@@ -108,9 +108,13 @@ def create_pipeline(cfg: PipelineConfig, data: Input,
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config.build(cfg))
 
-    pusher = tfx.components.Pusher(
-        model=candidate.outputs["model"],
+    serving_check = ServingCheck(model=candidate.outputs["model"],
+                                 examples=example_gen.outputs["examples"],
+                                 model_name=cfg.model_name)
+
+    pusher = tfx.components.Pusher(  # pushes the serving check's copy, warmup file included
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
                 base_directory=str(cfg.serving_dir / cfg.model_name))))
@@ -119,7 +123,7 @@ def create_pipeline(cfg: PipelineConfig, data: Input,
         pipeline_name=cfg.pipeline_name,
         pipeline_root=str(cfg.pipeline_root),
         components=[example_gen, statistics_gen, schema_gen, example_validator, data_gate,
-                    transform, *trainers, baseline, evaluator, pusher],
+                    transform, *trainers, baseline, evaluator, serving_check, pusher],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata.connection_config(cfg),
         beam_pipeline_args=list(cfg.beam_args))

@@ -61,6 +61,62 @@ def parser() -> argparse.ArgumentParser:
     _add_config_args(deploy)
     deploy.add_argument("--to", metavar="DIR", help="where to write (default: <output>/deploy)")
 
+    serve = sub.add_parser(
+        "serve", help="serve pushed models with TF Serving's REST and gRPC APIs on 127.0.0.1 "
+                      "(lifecycle, warmup, canary/shadow, request logs, Prometheus)")
+    _add_config_args(serve)
+    models = serve.add_mutually_exclusive_group()
+    models.add_argument("--model-dir", metavar="DIR",
+                        help="a base path of numbered versions (default: the config's Pusher "
+                             "output)")
+    models.add_argument("--model-config-file", metavar="FILE",
+                        help="a ModelServerConfig text proto, as real TF Serving reads")
+    serve.add_argument("--model-name", help="name for --model-dir (default: the config's)")
+    serve.add_argument("--version-policy", metavar="POLICY",
+                       help="latest[:N] (default latest:1), all, or specific:V1,V2")
+    serve.add_argument("--label", action="append", default=[], metavar="NAME=VERSION",
+                       help="a version label, e.g. stable=1700000000 (repeatable); labelled "
+                            "versions are loaded")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--rest-port", type=int, default=8501, help="0 turns REST off")
+    serve.add_argument("--grpc-port", type=int, default=8500, help="0 turns gRPC off")
+    serve.add_argument("--canary-fraction", type=float, default=0.0, metavar="F",
+                       help="share of unpinned requests sent to the 'canary' label (0-1)")
+    serve.add_argument("--shadow-label", metavar="LABEL",
+                       help="a label whose version gets a copy of every unpinned request; its "
+                            "answers are logged (needs --request-log-dir), never returned")
+    serve.add_argument("--request-log-dir", metavar="DIR",
+                       help="write sampled requests/responses as PredictionLog TFRecords here")
+    serve.add_argument("--log-sampling-rate", type=float, default=0.0, metavar="R",
+                       help="share of requests logged (0-1; default 0)")
+    serve.add_argument("--poll-seconds", type=float, default=1.0,
+                       help="how often the base paths are listed for new versions")
+    serve.add_argument("--load-retries", type=int, default=5,
+                       help="retries of a failed version load (TF Serving: 5)")
+    serve.add_argument("--load-retry-seconds", type=float, default=60.0,
+                       help="wait between load retries (TF Serving: 60)")
+    serve.add_argument("--no-warmup", action="store_true",
+                       help="skip assets.extra/tf_serving_warmup_requests")
+    serve.add_argument("--max-request-bytes", type=_positive, default=64 << 20,
+                       help="largest REST body accepted (default 64 MiB)")
+
+    predict = sub.add_parser(
+        "predict", help="send rows from a CSV or JSON file to a TF Serving REST or gRPC API "
+                        "(real TF Serving or `fairway serve`); prints one JSON line per row")
+    predict.add_argument("rows", metavar="FILE", help="CSV with a header, a JSON list of "
+                                                      "objects, or JSON lines")
+    predict.add_argument("--model", default="census", help="model name (default: census)")
+    predict.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    predict.add_argument("--host", default="127.0.0.1")
+    predict.add_argument("--port", type=_positive,
+                         help="default: 8501 for rest, 8500 for grpc")
+    target = predict.add_mutually_exclusive_group()
+    target.add_argument("--version", type=_positive, help="ask one version")
+    target.add_argument("--label", help="ask the version behind a label, e.g. canary")
+    predict.add_argument("--signature", default="serving_default")
+    predict.add_argument("--batch-size", type=_positive, default=64,
+                         help="rows per request (default 64)")
+
     status = sub.add_parser("status", help="the latest run as recorded in ML Metadata")
     _add_config_args(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -126,6 +182,73 @@ def cmd_deploy(args) -> int:
     return 0
 
 
+def _fraction(value: float, flag: str) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise config_lib.ConfigError(f"{flag} must be between 0 and 1, got {value}")
+    return value
+
+
+def cmd_serve(args) -> int:
+    from serving import manager, server
+
+    try:
+        if args.model_config_file:
+            if args.label or args.version_policy or args.model_name:
+                raise ValueError("--label, --version-policy and --model-name apply to "
+                                 "--model-dir; put them in the config file instead")
+            sources = manager.sources_from_config(args.model_config_file)
+        else:
+            cfg = None if args.model_dir and args.model_name else _config(args)
+            labels = {}
+            for item in args.label:
+                label, sep, version = item.partition("=")
+                if not sep or not label or not version.isdigit():
+                    raise ValueError(f"--label {item!r}: expected NAME=VERSION, e.g. canary=2")
+                labels[label] = int(version)
+            policy = manager.parse_policy(args.version_policy) if args.version_policy else \
+                ("specific", frozenset(labels.values())) if labels else ("latest", 1)
+            sources = [manager.ModelSource(
+                args.model_name or cfg.model_name,
+                str(args.model_dir or cfg.serving_dir / cfg.model_name), policy,
+                tuple(sorted(labels.items())))]
+    except ValueError as e:
+        raise config_lib.ConfigError(str(e)) from None
+    if args.shadow_label and not args.request_log_dir:
+        raise config_lib.ConfigError("--shadow-label needs --request-log-dir: shadow answers "
+                                     "are only logged")
+    server.serve(sources, server.Options(
+        host=args.host, rest_port=args.rest_port, grpc_port=args.grpc_port,
+        poll_seconds=args.poll_seconds, max_load_retries=args.load_retries,
+        load_retry_seconds=args.load_retry_seconds, warmup=not args.no_warmup,
+        canary_fraction=_fraction(args.canary_fraction, "--canary-fraction"),
+        shadow_label=args.shadow_label, request_log_dir=args.request_log_dir,
+        log_sampling_rate=_fraction(args.log_sampling_rate, "--log-sampling-rate"),
+        max_request_bytes=args.max_request_bytes))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import json
+
+    from serving import client as client_lib
+
+    try:
+        rows = client_lib.read_rows(args.rows)
+        c = client_lib.Client(args.host, args.port, args.model, args.protocol, args.version,
+                              args.label)
+        try:
+            for start in range(0, len(rows), args.batch_size):
+                result = c.predict(rows[start:start + args.batch_size], args.signature)
+                for i, values in enumerate(zip(*result.outputs.values())):
+                    print(json.dumps({"row": start + i + 1, "version": result.version,
+                                      **dict(zip(result.outputs, values))}))
+        finally:
+            c.close()
+    except client_lib.ClientError as e:
+        raise config_lib.FairwayError(str(e)) from None
+    return 0
+
+
 def cmd_status(args) -> int:
     return _print_status(_config(args), args.json)
 
@@ -142,7 +265,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         commands = {"run": cmd_run, "compare": cmd_compare, "deploy": cmd_deploy,
-                    "status": cmd_status, "data": cmd_data}
+                    "serve": cmd_serve, "predict": cmd_predict, "status": cmd_status, "data": cmd_data}
         return commands[args.command](args)
     except config_lib.ConfigError as e:
         print(f"fairway: config error: {e}", file=sys.stderr)

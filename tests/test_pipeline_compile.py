@@ -29,7 +29,7 @@ def test_every_component_is_wired(ir):
     _, nodes = ir
     assert set(nodes) == {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
                           "DataGate", "Transform", TEACHER, STUDENT,
-                          "latest_blessed_model_resolver", "Evaluator", "Pusher"}
+                          "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher"}
     assert "DataGate" in nodes["Transform"].upstream_nodes
     assert {"ExampleValidator", "StatisticsGen"} <= set(nodes["DataGate"].upstream_nodes)
     # The student learns from the teacher; the student is evaluated and pushed.
@@ -37,14 +37,17 @@ def test_every_component_is_wired(ir):
     assert "base_model" in nodes[STUDENT].inputs.inputs
     assert {STUDENT, "latest_blessed_model_resolver"} <= set(nodes["Evaluator"].upstream_nodes)
     assert TEACHER not in nodes["Evaluator"].upstream_nodes
-    assert {STUDENT, "Evaluator"} <= set(nodes["Pusher"].upstream_nodes)
+    # The Pusher pushes the serving check's copy (warmup requests inside) of the student.
+    assert STUDENT in nodes["ServingCheck"].upstream_nodes
+    assert {"ServingCheck", "Evaluator"} == set(nodes["Pusher"].upstream_nodes)
+    assert set(nodes["Pusher"].inputs.inputs) == {"infra_blessing", "model_blessing"}
 
 
 def test_without_distillation_the_teacher_is_pushed(tmp_path):
     cfg = config.preset("census", output_dir=tmp_path,
                         overrides={"distillation": {"enabled": False}})
     nodes = compile_nodes(cfg, tmp_path)
-    assert STUDENT not in nodes and TEACHER in nodes["Pusher"].upstream_nodes
+    assert STUDENT not in nodes and TEACHER in nodes["ServingCheck"].upstream_nodes
 
 
 def test_compare_adds_a_baseline_without_mindiff(tmp_path):

@@ -1,0 +1,190 @@
+"""Serving latency and throughput: REST and gRPC of `fairway serve` vs the same SavedModel
+called in-process, at batch 1 and batch 64, on real eval rows.
+
+    make bench-serving                                  # the pushed census model
+    make bench-serving ARGS="--model-dir DIR --calls 3000"
+
+The server runs as its own process on 127.0.0.1 (as in production, it shares the 2 cores with
+the client). Request bodies/protos are built once, so the numbers are server + transport.
+Results: outputs/<dataset>/bench/serving.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import http.client
+import json
+import os
+import pathlib
+import platform
+import sys
+import threading
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+import serving_support as support  # noqa: E402
+from pipeline import config  # noqa: E402
+from serving import client as client_lib  # noqa: E402
+from serving.servable import Servable  # noqa: E402
+
+TARGET_P99_RATIO, TARGET_ROWS_PER_S = 3.0, 5000
+
+
+def percentiles(times_s: list[float]) -> dict:
+    ms = np.array(times_s) * 1e3
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p99_ms": round(float(np.percentile(ms, 99)), 3), "calls": len(ms)}
+
+
+def timed(call, n: int, warm: int = 50) -> list[float]:
+    for _ in range(warm):
+        call()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def throughput(make_call, threads: int, seconds: float, rows: int) -> float:
+    """Rows/s with `threads` clients each sending back-to-back requests."""
+    counts = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def worker(i):
+        call = make_call()
+        while time.monotonic() < stop:
+            call()
+            counts[i] += 1
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    start = time.monotonic()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return sum(counts) * rows / (time.monotonic() - start)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="census")
+    ap.add_argument("--model-dir", help="base path of versions (default: the pushed model)")
+    ap.add_argument("--calls", type=int, default=2000, help="timed calls at batch 1")
+    ap.add_argument("--seconds", type=float, default=10.0, help="per throughput run")
+    args = ap.parse_args(argv)
+
+    cfg = config.preset(args.dataset)
+    base = pathlib.Path(args.model_dir or cfg.serving_dir / cfg.model_name)
+    versions = sorted(p for p in base.iterdir() if p.name.isdigit()) if base.is_dir() else []
+    if not versions:
+        sys.exit(f"{base}: no pushed model; run `make run` first")
+    servable = Servable(cfg.model_name, int(versions[-1].name), str(versions[-1]))
+    sig = servable.signature("serving_default")
+    eval_csv = next((config.data_home() / args.dataset / "eval").glob("*.csv"))
+    with eval_csv.open() as f:
+        raw = [r for _, r in zip(range(64), csv.DictReader(f))]
+    rows = client_lib.coerce(raw, {k: "DT_STRING" if v.dtype == tf.string else "DT_INT64"
+                                   if v.dtype.is_integer else "DT_FLOAT"
+                                   for k, v in sig.inputs.items()})
+    result = {"model": str(versions[-1]), "python": platform.python_version(),
+              "cpus": os.cpu_count(), "in_process": {}, "rest": {}, "grpc": {}}
+    calls = {1: args.calls, 64: max(200, args.calls // 4)}
+
+    print("in-process ...", flush=True)
+    fn = sig.fn
+    for batch, n in calls.items():
+        tensors = {k: tf.constant([r[k] for r in rows[:batch]], v.dtype)
+                   for k, v in sig.inputs.items()}
+        arrays = {k: t.numpy() for k, t in tensors.items()}
+        result["in_process"][f"batch_{batch}"] = {
+            "signature_call": percentiles(timed(lambda: fn(**tensors), n)),
+            "servable_run": percentiles(timed(lambda: servable.run(sig, arrays), n))}
+
+    with support.serve(pathlib.Path("/tmp"), "--model-dir", str(base), "--model-name",
+                       cfg.model_name) as server:
+        for batch, n in calls.items():
+            print(f"REST and gRPC, batch {batch} ...", flush=True)
+            body = json.dumps({"instances": rows[:batch]}).encode()
+            path = f"/v1/models/{cfg.model_name}:predict"
+
+            def rest_call():
+                conn = http.client.HTTPConnection("127.0.0.1", server.rest_port)
+
+                def call():
+                    conn.request("POST", path, body, {"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    r.read()
+                    assert r.status == 200
+                return call
+
+            grpc_client = client_lib.Client("127.0.0.1", server.grpc_port, cfg.model_name,
+                                            "grpc")
+            from tensorflow_serving.apis import predict_pb2
+            req = predict_pb2.PredictRequest()
+            req.model_spec.name = cfg.model_name
+            for k, v in sig.inputs.items():
+                vals = [r[k] for r in rows[:batch]]
+                req.inputs[k].CopyFrom(tf.make_tensor_proto(
+                    np.array(vals, dtype=object) if v.dtype == tf.string else vals, v.dtype))
+
+            def grpc_call():
+                stub = grpc_client._stub
+                return lambda: stub.Predict(req, timeout=30)
+
+            for name, make in (("rest", rest_call), ("grpc", grpc_call)):
+                entry = percentiles(timed(make(), n))
+                if batch == 64:
+                    entry["rows_per_s_1_client"] = round(throughput(make, 1, args.seconds, 64))
+                    entry["rows_per_s_4_clients"] = round(throughput(make, 4, args.seconds, 64))
+                result[name][f"batch_{batch}"] = entry
+            grpc_client.close()
+
+    floor = result["in_process"]["batch_1"]["signature_call"]["p99_ms"]
+    result["targets"] = {
+        f"{api}_p99_batch1_vs_in_process": {
+            "ratio": round(result[api]["batch_1"]["p99_ms"] / floor, 2),
+            "target": TARGET_P99_RATIO,
+            "met": result[api]["batch_1"]["p99_ms"] <= TARGET_P99_RATIO * floor}
+        for api in ("rest", "grpc")}
+    for api in ("rest", "grpc"):
+        best = max(result[api]["batch_64"]["rows_per_s_1_client"],
+                   result[api]["batch_64"]["rows_per_s_4_clients"])
+        result["targets"][f"{api}_rows_per_s_batch64"] = {
+            "value": best, "target": TARGET_ROWS_PER_S, "met": best >= TARGET_ROWS_PER_S}
+    out = cfg.output_dir / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serving.json").write_text(json.dumps(result, indent=2))
+    (out / "serving.md").write_text(markdown(result))
+    print(markdown(result))
+    print(f"written: {out / 'serving.json'}, {out / 'serving.md'}")
+    return 0
+
+
+def markdown(r: dict) -> str:
+    lines = ["| path | batch | p50 ms | p99 ms | rows/s (1 client) | rows/s (4 clients) |",
+             "|---|---|---|---|---|---|"]
+    for batch in (1, 64):
+        key = f"batch_{batch}"
+        for label, entry in (("in-process signature call", r["in_process"][key]["signature_call"]),
+                             ("in-process Servable.run (server's call)",
+                              r["in_process"][key]["servable_run"]),
+                             ("REST", r["rest"][key]), ("gRPC", r["grpc"][key])):
+            lines.append(f"| {label} | {batch} | {entry['p50_ms']} | {entry['p99_ms']} | "
+                         f"{entry.get('rows_per_s_1_client', '')} | "
+                         f"{entry.get('rows_per_s_4_clients', '')} |")
+    lines.append("")
+    for name, t in r["targets"].items():
+        value = t.get("ratio", t.get("value"))
+        lines.append(f"- {name}: {value} (target {t['target']}) "
+                     f"{'met' if t['met'] else 'NOT met'}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

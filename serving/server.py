@@ -1,0 +1,113 @@
+"""`fairway serve`: the model manager, REST (aiohttp) and gRPC (grpcio) in one process."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+import threading
+from concurrent import futures
+
+import grpc
+from aiohttp import web
+
+from serving import grpc_api, warmup
+from serving.manager import ModelManager, ModelSource
+from serving.rest import RestApi
+from serving.service import Service
+from serving.telemetry import Metrics, RequestLogger
+
+INT32_MAX = 2**31 - 1  # TF Serving's gRPC message size limit
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    host: str = "127.0.0.1"
+    rest_port: int = 8501  # 0 turns REST off (as --rest_api_port=0)
+    grpc_port: int = 8500  # 0 turns gRPC off
+    poll_seconds: float = 1.0
+    max_load_retries: int = 5
+    load_retry_seconds: float = 60.0
+    warmup: bool = True
+    canary_fraction: float = 0.0
+    shadow_label: str | None = None
+    request_log_dir: str | None = None
+    log_sampling_rate: float = 0.0
+    max_request_bytes: int = 64 << 20
+    startup_timeout: float | None = None
+    grpc_workers: int = 8
+
+
+def log(message: str) -> None:
+    print(f"fairway serve: {message}", flush=True)
+
+
+def build_service(sources: list[ModelSource], opts: Options) -> Service:
+    manager = ModelManager(
+        sources, poll_seconds=opts.poll_seconds, max_load_retries=opts.max_load_retries,
+        retry_seconds=opts.load_retry_seconds, log=log,
+        warmup=_replay if opts.warmup else None,
+        canary_fraction=opts.canary_fraction, shadow_label=opts.shadow_label)
+    metrics = Metrics()
+    logs = opts.request_log_dir
+    return Service(
+        manager, metrics,
+        request_log=RequestLogger(logs, "requests", opts.log_sampling_rate, metrics)
+        if logs and opts.log_sampling_rate > 0 else None,
+        shadow_log=RequestLogger(logs, "shadow", 1.0, metrics)
+        if logs and opts.shadow_label else None)
+
+
+def _replay(servable) -> None:
+    n = warmup.replay(servable)
+    if n:
+        log(f"[{servable.name}] version {servable.version}: {n} warmup requests replayed")
+
+
+def serve(sources: list[ModelSource], opts: Options) -> None:
+    """Blocks until SIGINT/SIGTERM; serves only once every model has an available version."""
+    service = build_service(sources, opts)
+    for s in sources:
+        log(f"model {s.name!r}: base path {s.base_path}, policy {s.policy}"
+            + (f", labels {dict(s.labels)}" if s.labels else ""))
+    service.manager.wait_until_available(opts.startup_timeout)
+    service.manager.start()
+    grpc_server = None
+    if opts.grpc_port:
+        grpc_server = grpc.server(
+            futures.ThreadPoolExecutor(opts.grpc_workers, thread_name_prefix="grpc"),
+            options=[("grpc.max_send_message_length", INT32_MAX),
+                     ("grpc.max_receive_message_length", INT32_MAX)])
+        grpc_api.add_to_server(grpc_server, service)
+        if not grpc_server.add_insecure_port(f"{opts.host}:{opts.grpc_port}"):
+            raise OSError(f"cannot bind gRPC to {opts.host}:{opts.grpc_port}")
+        grpc_server.start()
+        log(f"gRPC on {opts.host}:{opts.grpc_port}")
+    try:
+        asyncio.run(_rest(service, opts))
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=2).wait()
+        service.manager.stop()
+        service.close()
+        log("stopped")
+
+
+async def _rest(service: Service, opts: Options) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if threading.current_thread() is threading.main_thread():
+            loop.add_signal_handler(sig, stop.set)
+    runner = None
+    if opts.rest_port:
+        runner = web.AppRunner(RestApi(service, opts.max_request_bytes).app(),
+                               access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, opts.host, opts.rest_port).start()
+        log(f"REST on http://{opts.host}:{opts.rest_port}")
+    log("ready")
+    await stop.wait()
+    if runner is not None:
+        await runner.cleanup()
+
+
