@@ -134,6 +134,10 @@ class ModelManager:
         try:
             names = tf.io.gfile.listdir(base)
         except tf.errors.NotFoundError:
+            if base not in model.waiting:
+                model.waiting.add(base)
+                self.log(f"[{model.source.name}] base path {base} does not exist (yet); "
+                         "waiting for a version to appear")
             names = []
         found = {}
         for name in names:

@@ -33,3 +33,29 @@ def test_config_errors_exit_2_before_anything_runs(capsys, tmp_path):
 def test_status_without_a_run_says_so(capsys, tmp_path):
     assert cli.main(["status", "--output", str(tmp_path)]) == 1
     assert "no metadata store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["serve", "--label", "canary"], "--label 'canary': expected NAME=VERSION"),
+    (["serve", "--version-policy", "newest"], "expected latest[:N], all or specific"),
+    (["serve", "--canary-fraction", "1.5"], "--canary-fraction must be between 0 and 1"),
+    (["serve", "--shadow-label", "canary"], "--shadow-label needs --request-log-dir"),
+    (["serve", "--model-config-file", "x.config", "--label", "a=1"], "apply to --model-dir"),
+])
+def test_serve_refuses_bad_options_before_loading_anything(capsys, argv, message):
+    assert cli.main(argv) == cli.EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_predict_names_the_file_line_and_server_problems(capsys, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"age": 30}\n{"age": \n')
+    assert cli.main(["predict", str(rows)]) == cli.EXIT_FAILED
+    assert "rows.jsonl:2: not JSON" in capsys.readouterr().err
+    rows.write_text('{"age": 30}\n')
+    assert cli.main(["predict", str(rows), "--port", "1"]) == cli.EXIT_FAILED
+    assert "REST 127.0.0.1:1: ConnectionRefusedError" in capsys.readouterr().err
+    empty = tmp_path / "empty.csv"
+    empty.write_text("age,sex\n")
+    assert cli.main(["predict", str(empty)]) == cli.EXIT_FAILED
+    assert "empty.csv: no rows" in capsys.readouterr().err

@@ -36,6 +36,17 @@ def test_models_config_parses_with_canary_and_stable_labels(cfg):
     assert dict(model.version_labels) == {"stable": 200, "canary": 300}
 
 
+def test_fairway_serve_reads_the_same_models_config(cfg):
+    from serving import manager
+
+    pushed(cfg, 100, 200)
+    [source] = manager.sources_from_config(str(deployment.write(cfg)["models.config"]))
+    assert source.name == "census" and source.base_path == "/models/census"
+    assert source.policy == ("specific", frozenset({100, 200}))
+    assert dict(source.labels) == {"stable": 100, "canary": 200}
+    assert source.wanted([100, 200, 300]) == {100, 200}
+
+
 def test_a_single_version_is_stable_only(cfg):
     pushed(cfg, 7)
     text = deployment.write(cfg)["models.config"].read_text()

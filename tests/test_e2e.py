@@ -9,13 +9,16 @@ import re
 
 import numpy as np
 import pytest
+import serving_support
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from data import acquire
 from modules import signatures
 from pipeline import config, eval_config, metadata, tfma_metrics
 from pipeline import pipeline as pipeline_lib
 from runners import cli
+from serving import client, warmup
 
 TEACHER, STUDENT = pipeline_lib.TEACHER, pipeline_lib.STUDENT
 
@@ -69,7 +72,7 @@ def eval_rows(n: int) -> list[dict[str, str]]:
 def test_every_node_completes_and_the_model_is_pushed(census):
     cfg, summary = census
     assert set(states(summary).values()) == {"COMPLETE"}, states(summary)
-    assert len(summary["nodes"]) == 11
+    assert len(summary["nodes"]) == 12
     assert summary["blessed"] is True and summary["pushed"] is True, summary["blessing_failures"]
     assert versions(cfg) == [str(summary["pushed_version"])]
 
@@ -142,6 +145,59 @@ def test_exported_models_are_plain_keras_without_training_wrappers(census):
         assert type(model).__name__ == "Functional", node
         sigs = tf.saved_model.load(str(model_dir)).signatures
         assert {signatures.RAW_SIGNATURE, signatures.EXAMPLES_SIGNATURE} <= set(sigs), node
+
+
+def test_pushed_model_carries_warmup_requests_built_from_eval_rows(census):
+    _, summary = census
+    path = pathlib.Path(summary["pushed_to"]) / warmup.FILE
+    logs = [prediction_log_pb2.PredictionLog.FromString(r)
+            for r in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()]
+    kinds = {(log.WhichOneof("log_type"), getattr(log, log.WhichOneof("log_type"))
+              .request.model_spec.signature_name) for log in logs}
+    assert kinds == {("predict_log", signatures.RAW_SIGNATURE),
+                     ("predict_log", signatures.EXAMPLES_SIGNATURE),
+                     ("classify_log", signatures.CLASSIFY_SIGNATURE),
+                     ("regress_log", signatures.REGRESS_SIGNATURE)}
+    raw = next(log.predict_log.request for log in logs if log.predict_log.request.model_spec
+               .signature_name == signatures.RAW_SIGNATURE)
+    assert "age" in raw.inputs and tf.make_ndarray(raw.inputs["age"]).shape == (8,)
+    assert (tf.make_ndarray(raw.inputs["age"]) > 0).all()  # real rows, not zero fill
+
+
+def test_the_pushed_model_served_over_rest_and_grpc_answers_as_in_process(census, tmp_path,
+                                                                          capsys):
+    cfg, summary = census
+    rows = eval_rows(64)
+    local = tf.saved_model.load(summary["pushed_to"]).signatures[signatures.RAW_SIGNATURE]
+    spec = cfg.dataset
+    raw = {k: tf.constant([r[k] for r in rows]) for k in spec.categorical}
+    raw |= {k: tf.constant([int(r[k]) for r in rows], tf.int64) for k in spec.numeric}
+    want = local(**raw)[signatures.OUTPUT_KEY].numpy()
+    csv_path = tmp_path / "rows.csv"
+    with csv_path.open("w", newline="") as f:  # the label column is ignored by the client
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with serving_support.serve(tmp_path, "--config", str(CONFIG["path"]),
+                               "--output", str(cfg.output_dir)) as server:
+        assert f"version {summary['pushed_version']}: 4 warmup requests replayed" \
+            in server.output()
+        for protocol, port in (("rest", server.rest_port), ("grpc", server.grpc_port)):
+            c = client.Client(port=port, model=cfg.model_name, protocol=protocol)
+            result = c.predict(rows)
+            c.close()
+            assert result.version == int(summary["pushed_version"]), protocol
+            np.testing.assert_allclose(result.outputs[signatures.OUTPUT_KEY], want,
+                                       rtol=1e-6, err_msg=protocol)
+            capsys.readouterr()
+            assert cli.main(["predict", str(csv_path), "--protocol", protocol, "--port",
+                             str(port), "--model", cfg.model_name, "--batch-size", "10"]) == 0
+            lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+            assert [line["row"] for line in lines] == list(range(1, 65))
+            np.testing.assert_allclose([line["probability"] for line in lines], want, rtol=1e-6)
+        c = client.Client(port=server.grpc_port, model="census", protocol="grpc", label="x")
+        with pytest.raises(client.ClientError, match="Unrecognized servable version label"):
+            c.predict(rows[:1])
 
 
 def _shifted(base: tf.keras.Model, sensitive_xf: str, group_id: int, logit_shift: float):
