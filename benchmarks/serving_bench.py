@@ -5,7 +5,8 @@ called in-process, at batch 1 and batch 64, on real eval rows.
     make bench-serving ARGS="--model-dir DIR --calls 3000"
 
 The server runs as its own process on 127.0.0.1 (as in production, it shares the 2 cores with
-the client). Request bodies/protos are built once, so the numbers are server + transport.
+the client). Request bodies/protos are built once, so the numbers are server + transport. In-process, REST
+and gRPC calls are interleaved so they see the same machine load.
 Results: outputs/<dataset>/bench/serving.{json,md}.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -41,14 +43,17 @@ def percentiles(times_s: list[float]) -> dict:
             "p99_ms": round(float(np.percentile(ms, 99)), 3), "calls": len(ms)}
 
 
-def timed(call, n: int, warm: int = 50) -> list[float]:
+def timed(calls: dict, n: int, warm: int = 50) -> dict[str, list[float]]:
+    """Seconds per call of each callable, called round-robin n times."""
     for _ in range(warm):
-        call()
-    out = []
+        for call in calls.values():
+            call()
+    out = {k: [] for k in calls}
     for _ in range(n):
-        t = time.perf_counter()
-        call()
-        out.append(time.perf_counter() - t)
+        for k, call in calls.items():
+            t = time.perf_counter()
+            call()
+            out[k].append(time.perf_counter() - t)
     return out
 
 
@@ -96,25 +101,42 @@ def main(argv=None) -> int:
               "cpus": os.cpu_count(), "in_process": {}, "rest": {}, "grpc": {}}
     calls = {1: args.calls, 64: max(200, args.calls // 4)}
 
-    print("in-process ...", flush=True)
-    fn = sig.fn
-    for batch, n in calls.items():
-        tensors = {k: tf.constant([r[k] for r in rows[:batch]], v.dtype)
-                   for k, v in sig.inputs.items()}
-        arrays = {k: t.numpy() for k, t in tensors.items()}
-        result["in_process"][f"batch_{batch}"] = {
-            "signature_call": percentiles(timed(lambda: fn(**tensors), n)),
-            "servable_run": percentiles(timed(lambda: servable.run(sig, arrays), n))}
-
     with support.serve(pathlib.Path("/tmp"), "--model-dir", str(base), "--model-name",
                        cfg.model_name) as server:
+        from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc,
+                                             predict_pb2, prediction_service_pb2_grpc)
+        conn = http.client.HTTPConnection("127.0.0.1", server.rest_port)
+        channel = grpc.insecure_channel(server.grpc_target)
+        predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        status_stub = model_service_pb2_grpc.ModelServiceStub(channel)
+
+        def rest_status():
+            conn.request("GET", f"/v1/models/{cfg.model_name}")
+            conn.getresponse().read()
+        status_req = get_model_status_pb2.GetModelStatusRequest()
+        status_req.model_spec.name = cfg.model_name
+        print("status round trips (transport alone, no TensorFlow) ...", flush=True)
+        result["transport_only"] = {k: percentiles(v) for k, v in timed({
+            "rest_status": rest_status,
+            "grpc_status": lambda: status_stub.GetModelStatus(status_req)},
+            args.calls).items()}
+
         for batch, n in calls.items():
-            print(f"REST and gRPC, batch {batch} ...", flush=True)
+            print(f"in-process, REST and gRPC interleaved, batch {batch} ...", flush=True)
+            tensors = {k: tf.constant([r[k] for r in rows[:batch]], v.dtype)
+                       for k, v in sig.inputs.items()}
+            arrays = {k: t.numpy() for k, t in tensors.items()}
             body = json.dumps({"instances": rows[:batch]}).encode()
             path = f"/v1/models/{cfg.model_name}:predict"
+            req = predict_pb2.PredictRequest()
+            req.model_spec.name = cfg.model_name
+            for k, v in sig.inputs.items():
+                vals = [r[k] for r in rows[:batch]]
+                req.inputs[k].CopyFrom(tf.make_tensor_proto(
+                    np.array(vals, dtype=object) if v.dtype == tf.string else vals, v.dtype))
 
-            def rest_call():
-                conn = http.client.HTTPConnection("127.0.0.1", server.rest_port)
+            def rest_call(conn=None):
+                conn = conn or http.client.HTTPConnection("127.0.0.1", server.rest_port)
 
                 def call():
                     conn.request("POST", path, body, {"Content-Type": "application/json"})
@@ -123,27 +145,23 @@ def main(argv=None) -> int:
                     assert r.status == 200
                 return call
 
-            grpc_client = client_lib.Client("127.0.0.1", server.grpc_port, cfg.model_name,
-                                            "grpc")
-            from tensorflow_serving.apis import predict_pb2
-            req = predict_pb2.PredictRequest()
-            req.model_spec.name = cfg.model_name
-            for k, v in sig.inputs.items():
-                vals = [r[k] for r in rows[:batch]]
-                req.inputs[k].CopyFrom(tf.make_tensor_proto(
-                    np.array(vals, dtype=object) if v.dtype == tf.string else vals, v.dtype))
-
             def grpc_call():
-                stub = grpc_client._stub
-                return lambda: stub.Predict(req, timeout=30)
+                return lambda: predict_stub.Predict(req, timeout=30)
 
+            # Interleaved, so all four see the same machine (2 cores shared with the server).
+            times = timed({"signature_call": lambda: sig.fn(**tensors),
+                           "servable_run": lambda: servable.run(sig, arrays),
+                           "rest": rest_call(conn), "grpc": grpc_call()}, n)
+            key = f"batch_{batch}"
+            result["in_process"][key] = {k: percentiles(times[k])
+                                         for k in ("signature_call", "servable_run")}
             for name, make in (("rest", rest_call), ("grpc", grpc_call)):
-                entry = percentiles(timed(make(), n))
+                entry = percentiles(times[name])
                 if batch == 64:
                     entry["rows_per_s_1_client"] = round(throughput(make, 1, args.seconds, 64))
                     entry["rows_per_s_4_clients"] = round(throughput(make, 4, args.seconds, 64))
-                result[name][f"batch_{batch}"] = entry
-            grpc_client.close()
+                result[name][key] = entry
+        channel.close()
 
     floor = result["in_process"]["batch_1"]["signature_call"]["p99_ms"]
     result["targets"] = {
@@ -178,6 +196,9 @@ def markdown(r: dict) -> str:
             lines.append(f"| {label} | {batch} | {entry['p50_ms']} | {entry['p99_ms']} | "
                          f"{entry.get('rows_per_s_1_client', '')} | "
                          f"{entry.get('rows_per_s_4_clients', '')} |")
+    for label, entry in (("REST status (no TensorFlow)", r["transport_only"]["rest_status"]),
+                         ("gRPC status (no TensorFlow)", r["transport_only"]["grpc_status"])):
+        lines.append(f"| {label} | - | {entry['p50_ms']} | {entry['p99_ms']} | | |")
     lines.append("")
     for name, t in r["targets"].items():
         value = t.get("ratio", t.get("value"))

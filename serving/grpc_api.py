@@ -1,6 +1,10 @@
 """TF Serving's gRPC PredictionService and ModelService on the servicer bases of
-tensorflow-serving-api; each call goes through the same Service as REST."""
+tensorflow-serving-api, served by grpc.aio on the same event loop as REST; each call goes
+through the same Service as REST."""
 from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from tensorflow_serving.apis import (model_service_pb2_grpc, prediction_log_pb2,
@@ -8,7 +12,7 @@ from tensorflow_serving.apis import (model_service_pb2_grpc, prediction_log_pb2,
 
 from serving import protos
 from serving.errors import ServingError, invalid
-from serving.rest import status_response
+from serving.rest import INLINE_BYTES, status_response
 from serving.service import Service
 
 
@@ -25,68 +29,72 @@ def _log(kind: str, log_cls, req, resp):
     return lambda: prediction_log_pb2.PredictionLog(**{kind: log_cls(request=req, response=resp)})
 
 
-class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, service: Service):
-        self.service = service
+class _Base:
+    def __init__(self, service: Service, pool: ThreadPoolExecutor):
+        self.service, self._pool = service, pool
 
-    def _call(self, api: str, req, context, run, kind: str, log_cls, spec=None):
+    async def _answer(self, context, request, work):
+        """work() on the loop for small requests (a thread hop costs ~1 ms), else in a thread;
+        a ServingError becomes the same status code as TF Serving's."""
         try:
+            if request.ByteSize() <= INLINE_BYTES:
+                return work()
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+        except ServingError as e:
+            await context.abort(e.code, e.grpc_message)
+
+
+class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServicer):
+    async def _call(self, api: str, req, context, run, kind: str, log_cls, spec=None):
+        def work():
             def fn(servable):
                 resp = run(servable, req)
                 return resp, _log(kind, log_cls, req, resp)
             target = _target(req.model_spec if spec is None else spec)
-            _, resp = self.service.call(api, "GRPC", *target, fn)
-            return resp
-        except ServingError as e:
-            context.abort(e.code, e.grpc_message)
+            return self.service.call(api, "GRPC", *target, fn)[1]
+        return await self._answer(context, req, work)
 
-    def Predict(self, request, context):
-        return self._call("predict", request, context, protos.predict, "predict_log",
-                          prediction_log_pb2.PredictLog)
+    async def Predict(self, request, context):
+        return await self._call("predict", request, context, protos.predict, "predict_log",
+                                prediction_log_pb2.PredictLog)
 
-    def Classify(self, request, context):
-        return self._call("classify", request, context, protos.classify, "classify_log",
-                          prediction_log_pb2.ClassifyLog)
+    async def Classify(self, request, context):
+        return await self._call("classify", request, context, protos.classify, "classify_log",
+                                prediction_log_pb2.ClassifyLog)
 
-    def Regress(self, request, context):
-        return self._call("regress", request, context, protos.regress, "regress_log",
-                          prediction_log_pb2.RegressLog)
+    async def Regress(self, request, context):
+        return await self._call("regress", request, context, protos.regress, "regress_log",
+                                prediction_log_pb2.RegressLog)
 
-    def MultiInference(self, request, context):
+    async def MultiInference(self, request, context):
         if not request.tasks:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Tasks are empty")
-        return self._call("multi_inference", request, context, protos.multi_inference,
-                          "multi_inference_log", prediction_log_pb2.MultiInferenceLog,
-                          spec=request.tasks[0].model_spec)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Tasks are empty")
+        return await self._call("multi_inference", request, context, protos.multi_inference,
+                                "multi_inference_log", prediction_log_pb2.MultiInferenceLog,
+                                spec=request.tasks[0].model_spec)
 
-    def GetModelMetadata(self, request, context):
-        try:
-            name, version, label = _target(request.model_spec)
-            servable = self.service.manager.servable(name, version, label)
+    async def GetModelMetadata(self, request, context):
+        def work():
+            servable = self.service.manager.servable(*_target(request.model_spec))
             return protos.metadata(servable, request.metadata_field)
-        except ServingError as e:
-            context.abort(e.code, e.grpc_message)
+        return await self._answer(context, request, work)
 
 
-class ModelService(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, service: Service):
-        self.service = service
-
-    def GetModelStatus(self, request, context):
-        try:
+class ModelService(_Base, model_service_pb2_grpc.ModelServiceServicer):
+    async def GetModelStatus(self, request, context):
+        def work():
             name, version, _ = _target(request.model_spec)  # a label is not resolved
             return status_response(self.service, name, version)
-        except ServingError as e:
-            context.abort(e.code, e.grpc_message)
+        return await self._answer(context, request, work)
 
-    def HandleReloadConfigRequest(self, request, context):
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      "HandleReloadConfigRequest: restart `fairway serve` with the new "
-                      "--model-config-file instead")
+    async def HandleReloadConfigRequest(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "HandleReloadConfigRequest: restart `fairway serve` with the new "
+                            "--model-config-file instead")
 
 
-def add_to_server(server: grpc.Server, service: Service) -> None:
+def add_to_server(server, service: Service, pool: ThreadPoolExecutor) -> None:
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(service), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(service), server)
-
+        PredictionService(service, pool), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(service, pool),
+                                                              server)

@@ -38,6 +38,16 @@ class Tensor:
     dtype: tf.DType
     shape: tf.TensorShape
 
+    def __post_init__(self):  # plain-Python forms: checks run on every request
+        object.__setattr__(self, "np_dtype", np.dtype(object) if self.dtype == tf.string
+                           else np.dtype(self.dtype.as_numpy_dtype))
+        object.__setattr__(self, "dims", None if self.shape.rank is None
+                           else tuple(self.shape.as_list()))
+
+    def accepts_shape(self, shape: tuple) -> bool:
+        return self.dims is None or (len(shape) == len(self.dims) and all(
+            d is None or d == s for d, s in zip(self.dims, shape)))
+
 
 @dataclasses.dataclass(frozen=True)
 class Signature:
@@ -100,11 +110,11 @@ class Servable:
         flat = []
         for i, key in enumerate(sig.order):
             spec, value = sig.inputs[key], inputs[key]
-            got = tf.dtypes.as_dtype(value.dtype) if value.dtype != object else tf.string
-            if got != spec.dtype:
+            if value.dtype != spec.np_dtype:
+                got = tf.string if value.dtype.kind in "OSU" else tf.dtypes.as_dtype(value.dtype)
                 raise invalid(f"Expects arg[{i}] ('{key}') to be {dtype_name(spec.dtype)} but "
                               f"{dtype_name(got)} is provided")
-            if not spec.shape.is_compatible_with(value.shape):
+            if not spec.accepts_shape(value.shape):
                 raise invalid(f"input '{key}' has shape {list(value.shape)}; the signature "
                               f"expects {spec.shape}")
             flat.append(tf.constant(value, spec.dtype))

@@ -34,7 +34,7 @@ class Options:
     log_sampling_rate: float = 0.0
     max_request_bytes: int = 64 << 20
     startup_timeout: float | None = None
-    grpc_workers: int = 8
+    workers: int = 4  # threads for requests too large to answer on the event loop
 
 
 def log(message: str) -> None:
@@ -71,43 +71,44 @@ def serve(sources: list[ModelSource], opts: Options) -> None:
             + (f", labels {dict(s.labels)}" if s.labels else ""))
     service.manager.wait_until_available(opts.startup_timeout)
     service.manager.start()
-    grpc_server = None
-    if opts.grpc_port:
-        grpc_server = grpc.server(
-            futures.ThreadPoolExecutor(opts.grpc_workers, thread_name_prefix="grpc"),
-            options=[("grpc.max_send_message_length", INT32_MAX),
-                     ("grpc.max_receive_message_length", INT32_MAX)])
-        grpc_api.add_to_server(grpc_server, service)
-        if not grpc_server.add_insecure_port(f"{opts.host}:{opts.grpc_port}"):
-            raise OSError(f"cannot bind gRPC to {opts.host}:{opts.grpc_port}")
-        grpc_server.start()
-        log(f"gRPC on {opts.host}:{opts.grpc_port}")
     try:
-        asyncio.run(_rest(service, opts))
+        asyncio.run(_serve(service, opts))
     finally:
-        if grpc_server is not None:
-            grpc_server.stop(grace=2).wait()
         service.manager.stop()
         service.close()
         log("stopped")
 
 
-async def _rest(service: Service, opts: Options) -> None:
+async def _serve(service: Service, opts: Options) -> None:
+    """REST (aiohttp) and gRPC (grpc.aio) on one event loop: no thread hop per request."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        if threading.current_thread() is threading.main_thread():
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    runner = None
-    if opts.rest_port:
-        runner = web.AppRunner(RestApi(service, opts.max_request_bytes).app(),
-                               access_log=None, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, opts.host, opts.rest_port).start()
-        log(f"REST on http://{opts.host}:{opts.rest_port}")
-    log("ready")
-    await stop.wait()
-    if runner is not None:
-        await runner.cleanup()
-
-
+    pool = futures.ThreadPoolExecutor(opts.workers, thread_name_prefix="infer")
+    grpc_server = runner = None
+    try:
+        if opts.grpc_port:
+            grpc_server = grpc.aio.server(
+                options=[("grpc.max_send_message_length", INT32_MAX),
+                         ("grpc.max_receive_message_length", INT32_MAX)])
+            grpc_api.add_to_server(grpc_server, service, pool)
+            if not grpc_server.add_insecure_port(f"{opts.host}:{opts.grpc_port}"):
+                raise OSError(f"cannot bind gRPC to {opts.host}:{opts.grpc_port}")
+            await grpc_server.start()
+            log(f"gRPC on {opts.host}:{opts.grpc_port}")
+        if opts.rest_port:
+            runner = web.AppRunner(RestApi(service, opts.max_request_bytes, pool).app(),
+                                   access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, opts.host, opts.rest_port).start()
+            log(f"REST on http://{opts.host}:{opts.rest_port}")
+        log("ready")
+        await stop.wait()
+    finally:
+        if grpc_server is not None:
+            await grpc_server.stop(grace=2)
+        if runner is not None:
+            await runner.cleanup()
+        pool.shutdown(wait=True)
