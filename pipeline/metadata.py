@@ -48,11 +48,28 @@ def latest_run(s: metadata_store.MetadataStore, pipeline_name: str):
     return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)) if runs else None
 
 
-def run_summary(cfg: PipelineConfig) -> dict[str, Any]:
+def pushing_run(cfg: PipelineConfig, version: int) -> str | None:
+    """Name of the pipeline_run context whose Pusher pushed `version`, or None."""
     s = store(cfg)
-    run = latest_run(s, cfg.pipeline_name)
+    run_type = s.get_context_type("pipeline_run").id
+    for a in s.get_artifacts_by_type("PushedModel"):
+        if str(_prop(a, "pushed_version")) != str(version) or not _prop(a, "pushed"):
+            continue
+        for ev in s.get_events_by_artifact_ids([a.id]):
+            for c in s.get_contexts_by_execution(ev.execution_id):
+                if c.type_id == run_type:
+                    return c.name
+    return None
+
+
+def run_summary(cfg: PipelineConfig, run_name: str | None = None) -> dict[str, Any]:
+    """The latest run (or the named pipeline_run context) as recorded in MLMD."""
+    s = store(cfg)
+    run = latest_run(s, cfg.pipeline_name) if run_name is None else \
+        s.get_context_by_type_and_name("pipeline_run", run_name)
     if run is None:
-        raise LookupError(f"no run of pipeline '{cfg.pipeline_name}' in {cfg.metadata_path}")
+        raise LookupError(f"no run {run_name or ''} of pipeline '{cfg.pipeline_name}' in "
+                          f"{cfg.metadata_path}")
     node_type = s.get_context_type("node").id
     artifact_types = {t.id: t.name for t in s.get_artifact_types()}
     executions = sorted(s.get_executions_by_context(run.id),

@@ -6,7 +6,7 @@ import sys
 
 from pipeline import config as config_lib
 
-EXIT_USAGE, EXIT_FAILED = 2, 1
+EXIT_USAGE, EXIT_FAILED, EXIT_ALERT = 2, 1, 3
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
@@ -116,6 +116,22 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--signature", default="serving_default")
     predict.add_argument("--batch-size", type=_positive, default=64,
                          help="rows per request (default 64)")
+
+    monitor = sub.add_parser(
+        "monitor", help="compare a window of serving request logs with the training statistics "
+                        "of the run that pushed the serving model; exit 3 on drift alerts")
+    _add_config_args(monitor)
+    monitor.add_argument("--requests", required=True, metavar="LOGS",
+                         help="a requests-*.tfrecord file or a folder of them (fairway serve "
+                              "--request-log-dir)")
+    monitor.add_argument("--baseline", dest="output", metavar="DIR",
+                         help="the run's output folder (same as --output; default "
+                              "outputs/<dataset>)")
+    monitor.add_argument("--labels", metavar="CSV",
+                         help="labels that arrived later: request_id,label (0/1); adds AUC, "
+                              "accuracy and per-group rates of the served model")
+    monitor.add_argument("--to", metavar="DIR",
+                         help="where monitor.{json,html} go (default: <output>/monitor)")
 
     status = sub.add_parser("status", help="the latest run as recorded in ML Metadata")
     _add_config_args(status)
@@ -249,6 +265,24 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_monitor(args) -> int:
+    import pathlib
+
+    from monitoring import monitor
+
+    cfg = _config(args)
+    out = pathlib.Path(args.to) if args.to else cfg.output_dir / "monitor"
+    report = monitor.run(cfg, args.requests, out, args.labels)
+    if "performance" in report:
+        perf = report["performance"]
+        print(f"served model on {perf['labelled']} labelled requests: AUC {perf['auc']:.4f}, "
+              f"accuracy {perf['accuracy']:.4f}")
+    for line in monitor.alert_lines(report) or ["no drift alert"]:
+        print(line)
+    print(f"report: {out / 'monitor.html'} and {out / 'monitor.json'}")
+    return EXIT_ALERT if report["alerts"] else 0
+
+
 def cmd_status(args) -> int:
     return _print_status(_config(args), args.json)
 
@@ -265,7 +299,8 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         commands = {"run": cmd_run, "compare": cmd_compare, "deploy": cmd_deploy,
-                    "serve": cmd_serve, "predict": cmd_predict, "status": cmd_status, "data": cmd_data}
+                    "serve": cmd_serve, "predict": cmd_predict,
+                    "monitor": cmd_monitor, "status": cmd_status, "data": cmd_data}
         return commands[args.command](args)
     except config_lib.ConfigError as e:
         print(f"fairway: config error: {e}", file=sys.stderr)

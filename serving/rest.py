@@ -45,7 +45,7 @@ def status_response(service: Service, name: str, version: int | None):
                               for v in service.manager.status(name, version)])
 
 
-def _predict_log(inputs, outputs, sig_name):
+def predict_log(inputs, outputs, sig_name):
     def build():
         req = predict_pb2.PredictRequest()
         req.model_spec.signature_name = sig_name
@@ -128,7 +128,7 @@ class RestApi:
                 inputs, rows = json_codec.predict_inputs(doc, sig)
                 outputs = servable.run(sig, inputs)
                 return (json_codec.predict_response(outputs, rows),
-                        _predict_log(inputs, outputs, sig.name))
+                        predict_log(inputs, outputs, sig.name))
         elif verb == "classify":
             serialized = json_codec.examples(doc)
 

@@ -18,6 +18,7 @@ from modules import signatures
 from pipeline import config, eval_config, metadata, tfma_metrics
 from pipeline import pipeline as pipeline_lib
 from runners import cli
+from monitoring import requests
 from serving import client, warmup
 
 TEACHER, STUDENT = pipeline_lib.TEACHER, pipeline_lib.STUDENT
@@ -198,6 +199,51 @@ def test_the_pushed_model_served_over_rest_and_grpc_answers_as_in_process(census
         c = client.Client(port=server.grpc_port, model="census", protocol="grpc", label="x")
         with pytest.raises(client.ClientError, match="Unrecognized servable version label"):
             c.predict(rows[:1])
+
+
+def _serve_and_log(cfg, tmp_path, rows, name: str) -> pathlib.Path:
+    """Rows sent through a real `fairway serve` that logs every request."""
+    logs = tmp_path / name
+    with serving_support.serve(tmp_path, "--config", str(CONFIG["path"]), "--output",
+                               str(cfg.output_dir), "--request-log-dir", str(logs),
+                               "--log-sampling-rate", "1") as server:
+        c = client.Client(port=server.rest_port, model=cfg.model_name)
+        for start in range(0, len(rows), 50):
+            c.predict(rows[start:start + 50])
+        c.close()
+    return logs
+
+
+def test_monitor_alerts_on_drifted_traffic_and_not_on_clean(census, tmp_path, capsys):
+    cfg, summary = census
+    clean = eval_rows(800)
+    drifted = [dict(r, age=str(int(r["age"]) + 15),
+                    workclass="Gig-economy" if i % 3 == 0 else r["workclass"])
+               for i, r in enumerate(clean)]
+    args = ["monitor", "--config", str(CONFIG["path"]), "--baseline", str(cfg.output_dir)]
+    capsys.readouterr()
+    clean_logs = _serve_and_log(cfg, tmp_path, clean, "clean")
+    ids = requests.read(str(clean_logs))["_request_id"]  # in the order the rows were sent
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request_id,label\n" + "".join(
+        f"{i},{r['income']}\n" for i, r in zip(ids, clean)))
+    assert cli.main(args + ["--requests", str(clean_logs), "--to", str(tmp_path / "m1"),
+                            "--labels", str(labels)]) == 0
+    out = capsys.readouterr().out
+    assert "no drift alert" in out and "served model on 800 labelled requests" in out
+    perf = json.loads((tmp_path / "m1" / "monitor.json").read_text())["performance"]
+    assert perf["auc"] > 0.75 and set(perf["by_group"]) == {"Female", "Male"}
+    report = json.loads((tmp_path / "m1" / "monitor.json").read_text())
+    assert report["examples"] == 800 and report["baseline_run"] == summary["run_id"]
+    assert report["versions"] == {str(summary["pushed_version"]): 800}
+    drift_logs = _serve_and_log(cfg, tmp_path, drifted, "drift")
+    assert cli.main(args + ["--requests", str(drift_logs), "--to", str(tmp_path / "m2")]) \
+        == cli.EXIT_ALERT
+    out = capsys.readouterr().out
+    assert "ALERT age: Jensen-Shannon divergence" in out and "ALERT workclass: L-infinity" in out
+    assert "ANOMALY workclass" in out and "Gig-economy" in out
+    page = (tmp_path / "m2" / "monitor.html").read_text()
+    assert "<tr class='alert'><td>age</td>" in page
 
 
 def _shifted(base: tf.keras.Model, sensitive_xf: str, group_id: int, logit_shift: float):

@@ -1,0 +1,1 @@
+"""Production monitoring: serving traffic compared with the training baseline."""
