@@ -11,7 +11,7 @@ LOCK := requirements/lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run compare test test-fast bench bench-serving lock env clean print-python
+.PHONY: run compare test test-fast bench bench-serving lock env chromium clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -34,7 +34,14 @@ run: env
 compare: env
 	$(VENV)/bin/fairway compare $(ARGS)
 
-test: env
+# Headless Chromium (Debian package) renders `fairway report` in the tests.
+CHROMIUM ?= $(firstword $(shell command -v chromium chromium-browser 2>/dev/null))
+chromium:
+	@test -n "$(CHROMIUM)" || { echo "installing chromium (apt) for the report tests"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium; }
+
+test: env chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: env

@@ -133,6 +133,13 @@ def parser() -> argparse.ArgumentParser:
     monitor.add_argument("--to", metavar="DIR",
                          help="where monitor.{json,html} go (default: <output>/monitor)")
 
+    rep = sub.add_parser(
+        "report", help="a self-contained HTML report of the latest run (lineage, TFDV "
+                       "statistics train vs eval, schema, anomalies, evaluation, error "
+                       "analysis) plus an index of all reports")
+    _add_config_args(rep)
+    rep.add_argument("--to", metavar="DIR", help="where to write (default: <output>/report)")
+
     status = sub.add_parser("status", help="the latest run as recorded in ML Metadata")
     _add_config_args(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -283,6 +290,17 @@ def cmd_monitor(args) -> int:
     return EXIT_ALERT if report["alerts"] else 0
 
 
+def cmd_report(args) -> int:
+    import pathlib
+
+    from monitoring import run_report
+
+    page = run_report.write(_config(args), pathlib.Path(args.to) if args.to else None)
+    print(page)
+    print(page.parent / "index.html")
+    return 0
+
+
 def cmd_status(args) -> int:
     return _print_status(_config(args), args.json)
 
@@ -300,7 +318,7 @@ def main(argv=None) -> int:
     try:
         commands = {"run": cmd_run, "compare": cmd_compare, "deploy": cmd_deploy,
                     "serve": cmd_serve, "predict": cmd_predict,
-                    "monitor": cmd_monitor, "status": cmd_status, "data": cmd_data}
+                    "monitor": cmd_monitor, "report": cmd_report, "status": cmd_status, "data": cmd_data}
         return commands[args.command](args)
     except config_lib.ConfigError as e:
         print(f"fairway: config error: {e}", file=sys.stderr)

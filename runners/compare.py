@@ -71,7 +71,7 @@ class EvalData:
         self.groups = np.array([v.decode() for v in _dense(raw[ds.sensitive], n).numpy()])
 
 
-def _score(signature, serialized: np.ndarray, batch: int = 2048) -> np.ndarray:
+def score(signature, serialized: np.ndarray, batch: int = 2048) -> np.ndarray:
     import tensorflow as tf
 
     return np.concatenate([
@@ -139,7 +139,7 @@ def measure(cfg: PipelineConfig, summary: dict[str, Any], progress=print) -> dic
         model_dir = metadata.node_artifact(summary, node, "Model") + "/Format-Serving"
         sigs = tf.saved_model.load(model_dir).signatures
         progress(f"  scoring {name} ({node}) on {len(data.labels)} eval rows ...")
-        scores = _score(sigs["from_examples"], data.serialized)
+        scores = score(sigs["from_examples"], data.serialized)
         by_group = group_rates(data.labels, scores, data.groups, threshold)
         m = {"model_dir": model_dir,
              "params": tf.keras.models.load_model(model_dir, compile=False).count_params(),

@@ -25,6 +25,7 @@ TEACHER, STUDENT = pipeline_lib.TEACHER, pipeline_lib.STUDENT
 
 pytestmark = pytest.mark.e2e
 SAMPLE, STEPS = "2000", "200"
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 # The census preset with a looser FPR-gap bound: a 200-step model on 2,000 rows is not tuned to
@@ -244,6 +245,41 @@ def test_monitor_alerts_on_drifted_traffic_and_not_on_clean(census, tmp_path, ca
     assert "ANOMALY workclass" in out and "Gig-economy" in out
     page = (tmp_path / "m2" / "monitor.html").read_text()
     assert "<tr class='alert'><td>age</td>" in page
+
+
+def test_the_run_report_renders_in_headless_chromium(census, tmp_path):
+    """`fairway report` opened by a real browser: no console errors, every section shown."""
+    import shutil
+    import subprocess
+
+    cfg, summary = census
+    assert cli.main(["report", "--config", str(CONFIG["path"]), "--output",
+                     str(cfg.output_dir), "--to", str(tmp_path)]) == 0
+    [page] = [p for p in tmp_path.glob("*.html") if p.name != "index.html"]
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "chromium is installed by `make test` (make chromium)"
+    artifacts = REPO / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    flags = [browser, "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--enable-logging=stderr", "--v=0", "--window-size=1280,4000"]
+    shot = subprocess.run(flags + [f"--screenshot={artifacts / 'report.png'}",
+                                   page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert (artifacts / "report.png").stat().st_size > 50_000
+    console = [line for line in shot.stderr.splitlines() if "CONSOLE" in line]
+    assert console == []
+    dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    for section in ("lineage-table", "stats-table", "metrics-table", "error-table",
+                    "worst-table"):
+        assert f'id="{section}"' in dom, section
+    assert "http://" not in dom and "https://" not in dom  # viewable offline
+    assert f"pushed version {summary['pushed_version']}" in dom
+    worst = re.findall(r"<tr><td>(\d+\.\d+)</td><td>[01]</td>", dom.split('id="worst-table"')[1])
+    losses = [float(x) for x in worst]
+    assert len(losses) == 20 and losses == sorted(losses, reverse=True)
+    index = (tmp_path / "index.html").read_text()
+    assert page.name in index
 
 
 def _shifted(base: tf.keras.Model, sensitive_xf: str, group_id: int, logit_shift: float):

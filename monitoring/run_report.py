@@ -1,0 +1,258 @@
+"""`fairway report`: one self-contained HTML page per run (no scripts, no network) and an index.
+
+Sections: lineage (MLMD), data (TFDV statistics train vs eval), schema, anomalies, evaluation
+(per-slice metrics, fairness by group), error analysis (eval examples sorted by loss, error per
+group). TFDV's own Facets HTML loads its code from the internet through HTML imports, which
+current Chromium no longer supports, so the statistics are rendered here from the same protos.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from pipeline import metadata
+from pipeline import pipeline as pipeline_lib
+from pipeline.config import PipelineConfig
+
+e = html.escape
+COLORS = {"train": "#4a7bd0", "eval": "#e08a2c", "FPR@0.5": "#c33", "FNR@0.5": "#37a"}
+STYLE = """body{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 8px;border-bottom:1px solid #ddd;
+text-align:left;vertical-align:top}th{background:#f4f4f4}.bad{color:#b00}.ok{color:#070}
+nav a{margin-right:1em}code{font-size:12px}"""
+
+
+def _svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 220) -> str:
+    """Grouped bars (one colour per split) of fractions in [0, 1]."""
+    n = max(len(labels), 1)
+    group_w = width / n
+    bar_w = group_w / (len(series) + 1)
+    parts = [f"<svg width='{width}' height='60' role='img'>"]
+    for i, label in enumerate(labels):
+        for j, (split, values) in enumerate(series.items()):
+            h = 55 * (values[i] if i < len(values) else 0)
+            x = i * group_w + j * bar_w
+            parts.append(f"<rect x='{x:.1f}' y='{58 - h:.1f}' width='{bar_w:.1f}' "
+                         f"height='{h:.1f}' fill='{COLORS.get(split, '#888')}'>"
+                         f"<title>{e(split)} {e(label)}: {values[i]:.3f}</title></rect>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _feature_stats(stats_uri: str, splits: list[str]) -> dict[str, dict[str, Any]]:
+    import tensorflow_data_validation as tfdv
+
+    out: dict[str, dict[str, Any]] = {}
+    for split in splits:
+        path = os.path.join(stats_uri, f"Split-{split}", "FeatureStats.pb")
+        if not os.path.exists(path):
+            continue
+        for f in tfdv.load_stats_binary(path).datasets[0].features:
+            out.setdefault(".".join(f.path.step), {})[split] = f
+    return out
+
+
+def _stats_rows(features: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    for name, by_split in sorted(features.items()):
+        cells, chart = [], ""
+        first = next(iter(by_split.values()))
+        if first.HasField("num_stats"):
+            for split, f in by_split.items():
+                s, c = f.num_stats, f.num_stats.common_stats
+                total = c.num_non_missing + c.num_missing
+                cells.append(f"<b>{split}</b>: n={c.num_non_missing}, missing "
+                             f"{c.num_missing / max(total, 1):.1%}, mean {s.mean:.4g}, std "
+                             f"{s.std_dev:.4g}, min {s.min:.4g}, max {s.max:.4g}")
+            hist = {split: f.num_stats.histograms[0] for split, f in by_split.items()
+                    if f.num_stats.histograms}
+            if hist:
+                ref = next(iter(hist.values()))
+                labels = [f"{b.low_value:.3g}–{b.high_value:.3g}" for b in ref.buckets]
+                chart = _svg_bars({k: [b.sample_count / max(sum(x.sample_count for x in
+                                   h.buckets), 1) for b in h.buckets] for k, h in hist.items()},
+                                  labels)
+        else:
+            tops = {}
+            for split, f in by_split.items():
+                s, c = f.string_stats, f.string_stats.common_stats
+                n = max(c.num_non_missing, 1)
+                cells.append(f"<b>{split}</b>: n={c.num_non_missing}, {s.unique} values, top: "
+                             + ", ".join(f"{e(v.value)} {v.frequency / n:.1%}"
+                                         for v in s.top_values[:4]))
+                tops[split] = {v.value: v.frequency / n for v in s.top_values}
+            labels = [v.value for v in first.string_stats.top_values[:8]]
+            chart = _svg_bars({k: [t.get(v, 0.0) for v in labels] for k, t in tops.items()},
+                              labels)
+        rows.append(f"<tr><td><b>{e(name)}</b></td><td>{'<br>'.join(cells)}</td>"
+                    f"<td>{chart}</td></tr>")
+    return "".join(rows)
+
+
+def _schema_rows(schema_uri: str) -> str:
+    import tensorflow_data_validation as tfdv
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    rows = []
+    for f in tfdv.load_schema_text(os.path.join(schema_uri, "schema.pbtxt")).feature:
+        detail = " ".join(
+            f"{k} {{ {text_format.MessageToString(getattr(f, k), as_one_line=True)} }}"
+            for k in ("int_domain", "float_domain", "presence", "skew_comparator",
+                      "drift_comparator") if f.HasField(k))
+        rows.append(f"<tr><td>{e(f.name)}</td><td>{schema_pb2.FeatureType.Name(f.type)}</td>"
+                    f"<td>{e(f.domain)}</td><td><code>{e(detail)}</code></td>"
+                    f"<td>{e(', '.join(f.not_in_environment))}</td></tr>")
+    return "".join(rows)
+
+
+def _errors(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str, top: int = 20):
+    """(worst examples, error table per sensitive group) of the model on the eval split."""
+    import tensorflow as tf
+
+    from runners.compare import EvalData, score
+
+    data = EvalData(metadata.node_artifact(summary, "CsvExampleGen", "Examples"), cfg)
+    p = score(tf.saved_model.load(model_dir).signatures["from_examples"], data.serialized)
+    y = data.labels.astype(float)
+    eps = 1e-7
+    loss = -(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
+    t = cfg.evaluation.decision_threshold
+    worst = []
+    for i in np.argsort(-loss)[:top]:
+        ex = tf.train.Example.FromString(data.serialized[i])
+        feats = {}
+        for k, f in sorted(ex.features.feature.items()):
+            kind = f.WhichOneof("kind")
+            vals = list(getattr(f, kind).value) if kind else []
+            if vals and k != cfg.dataset.label:
+                v = vals[0]
+                feats[k] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+        worst.append({"loss": float(loss[i]), "label": int(y[i]), "prediction": float(p[i]),
+                      "features": feats})
+    groups = {"Overall": np.ones(len(y), bool)}
+    for g in sorted(set(data.groups)):
+        groups[f"{cfg.dataset.sensitive}={g}"] = data.groups == g
+    table = {name: {"rows": int(m.sum()), "mean_loss": float(loss[m].mean()),
+                    "error_rate": float(((p[m] >= t) != (y[m] == 1)).mean())}
+             for name, m in groups.items() if m.any()}
+    return worst, table
+
+
+def _model_dir(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
+    if summary.get("pushed_to"):
+        return summary["pushed_to"]
+    node = pipeline_lib.STUDENT if cfg.distillation.enabled else pipeline_lib.TEACHER
+    return os.path.join(metadata.node_artifact(summary, node, "Model"), "Format-Serving")
+
+
+def _table(head: list[str], rows: list[list[Any]], id_: str = "") -> str:
+    def cell(v):
+        return f"{v:.4f}" if isinstance(v, float) else e(str(v))
+    return (f"<table{f' id={id_!r}' if id_ else ''}><tr>"
+            + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>"
+                      for r in rows) + "</table>")
+
+
+def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
+    from pipeline.components import describe_anomalies
+
+    from runners.report import _KEY_METRICS
+
+    stats_uri = metadata.node_artifact(summary, "StatisticsGen", "ExampleStatistics")
+    schema_uri = metadata.node_artifact(summary, "ImportSchemaGen", "Schema")
+    lineage = [[n["node"], n["state"], f"{n['seconds']:.1f}",
+                "; ".join(f"{k}: {v}" for k, v in n["artifacts"].items())]
+               for n in summary["nodes"]]
+    try:
+        anomalies_uri = metadata.node_artifact(summary, "ExampleValidator", "ExampleAnomalies")
+        anomalies = describe_anomalies(anomalies_uri, ["train", "eval"])
+    except LookupError:
+        anomalies = ["ExampleValidator did not run in this run"]
+    metric_rows = [[s] + [v.get(key, "-") for _, key in _KEY_METRICS]
+                   for s, v in summary["metrics"].items()]
+    fairness = ""
+    groups = {s: v for s, v in summary["metrics"].items()
+              if cfg.dataset.sensitive and s.startswith(f"{cfg.dataset.sensitive}=")}
+    fpr, fnr = _KEY_METRICS[6][1], _KEY_METRICS[7][1]
+    if groups:
+        fairness = _svg_bars({"FPR@0.5": [groups[g].get(fpr, 0.0) for g in groups],
+                              "FNR@0.5": [groups[g].get(fnr, 0.0) for g in groups]},
+                             list(groups), width=320)
+    worst, errors = [], {}
+    model_dir = None
+    try:
+        model_dir = _model_dir(cfg, summary)
+        worst, errors = _errors(cfg, summary, model_dir)
+    except (LookupError, OSError) as err:
+        errors = {"unavailable": {"rows": 0, "mean_loss": float("nan"),
+                                  "error_rate": float("nan")}}
+        model_dir = f"no model to analyse: {err}"
+    status = (f"<span class='ok'>blessed</span>" if summary["blessed"]
+              else "<span class='bad'>not blessed</span>")
+    pushed = (f"pushed version {summary['pushed_version']}" if summary["pushed"]
+              else "not pushed")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Fairway run {e(summary['run_id'])}</title>
+<style>{STYLE}</style></head><body>
+<h1>Run {e(summary['run_id'])} of {e(summary['pipeline'])}</h1>
+<p id="verdict">{status}, {pushed}.
+{''.join(f"<br><span class='bad'>not blessed: {e(x)}</span>"
+         for x in summary.get('blessing_failures', []))}</p>
+<nav><a href="#lineage">Lineage</a><a href="#data">Data</a><a href="#schema">Schema</a>
+<a href="#anomalies">Anomalies</a><a href="#evaluation">Evaluation</a>
+<a href="#errors">Error analysis</a><a href="index.html">All runs</a></nav>
+<h2 id="lineage">Lineage (ML Metadata)</h2>
+{_table(["node", "state", "seconds", "artifacts"], lineage, "lineage-table")}
+<h2 id="data">Data: statistics, train vs eval</h2>
+<p><span style="color:{COLORS['train']}">■ train</span>
+<span style="color:{COLORS['eval']}">■ eval</span> (fractions of non-missing values)</p>
+<table id="stats-table"><tr><th>feature</th><th>statistics</th><th>distribution</th></tr>
+{_stats_rows(_feature_stats(stats_uri, ["train", "eval"]))}</table>
+<p>Drift between spans: this run has one span; `fairway monitor` compares serving traffic with
+these training statistics.</p>
+<h2 id="schema">Schema (curated)</h2>
+<table><tr><th>feature</th><th>type</th><th>domain</th><th>constraints</th>
+<th>not in</th></tr>{_schema_rows(schema_uri)}</table>
+<h2 id="anomalies">Anomalies (ExampleValidator)</h2>
+<ul>{''.join(f'<li>{e(a)}</li>' for a in anomalies) or '<li>none</li>'}</ul>
+<h2 id="evaluation">Evaluation (TFMA, per slice)</h2>
+{_table(["slice"] + [label for label, _ in _KEY_METRICS], metric_rows, "metrics-table")}
+<h3>Fairness by {e(cfg.dataset.sensitive or '-')}: FPR and FNR at 0.5</h3>
+<p>{fairness or 'no sensitive feature configured'}<br>
+<span style="color:{COLORS['FPR@0.5']}">■ FPR</span>
+<span style="color:{COLORS['FNR@0.5']}">■ FNR</span>; groups left to right:
+{e(', '.join(groups))}</p>
+<h2 id="errors">Error analysis</h2>
+<p>Model: <code>{e(str(model_dir))}</code>, on the eval split; loss is the log loss.</p>
+{_table(["slice", "rows", "mean loss", "error rate"],
+        [[k, v["rows"], v["mean_loss"], v["error_rate"]] for k, v in errors.items()],
+        "error-table")}
+<h3>Highest-loss eval examples</h3>
+{_table(["loss", "label", "prediction", "features"],
+        [[w["loss"], w["label"], w["prediction"], json.dumps(w["features"])]
+         for w in worst], "worst-table")}
+</body></html>
+"""
+
+
+def write(cfg: PipelineConfig, out_dir: pathlib.Path | None = None) -> pathlib.Path:
+    """Writes <out>/<run id>.html and refreshes index.html (every report in the folder)."""
+    out_dir = out_dir or cfg.output_dir / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = metadata.run_summary(cfg)
+    page = out_dir / (summary['run_id'].replace(':', '-') + '.html')  # ':' is a URL scheme mark
+    page.write_text(render(cfg, summary))
+    runs = sorted((p for p in out_dir.glob("*.html") if p.name != "index.html"), reverse=True)
+    (out_dir / "index.html").write_text(
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Fairway runs"
+        f"</title><style>{STYLE}</style></head><body><h1>Runs of {e(summary['pipeline'])}"
+        "</h1><ul id='runs'>" + "".join(f"<li><a href='{e(p.name)}'>{e(p.stem)}</a></li>"
+                                        for p in runs) + "</ul></body></html>\n")
+    return page
