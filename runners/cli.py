@@ -34,6 +34,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _writer(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A command that reads a run (config args) and writes files (--to)."""
+    p = sub.add_parser(name, help=help_text)
+    _add_config_args(p)
+    p.add_argument("--to", metavar="DIR", help=f"where to write (default: <output>/{name})")
+    return p
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fairway", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -54,12 +62,9 @@ def parser() -> argparse.ArgumentParser:
     compare.add_argument("--train-steps", type=_positive, metavar="N",
                          help="override training steps")
 
-    deploy = sub.add_parser(
-        "deploy", help="write TF Serving deployment files (models.config with stable/canary "
-                       "labels, batching, monitoring, docker-compose, Kubernetes) for the pushed "
-                       "model")
-    _add_config_args(deploy)
-    deploy.add_argument("--to", metavar="DIR", help="where to write (default: <output>/deploy)")
+    _writer(sub, "deploy", "write TF Serving deployment files (models.config with stable/"
+                           "canary labels, batching, monitoring, docker-compose, Kubernetes) for "
+                           "the pushed model")
 
     serve = sub.add_parser(
         "serve", help="serve pushed models with TF Serving's REST and gRPC APIs on 127.0.0.1 "
@@ -117,10 +122,9 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=_positive, default=64,
                          help="rows per request (default 64)")
 
-    monitor = sub.add_parser(
-        "monitor", help="compare a window of serving request logs with the training statistics "
-                        "of the run that pushed the serving model; exit 3 on drift alerts")
-    _add_config_args(monitor)
+    monitor = _writer(sub, "monitor", "compare a window of serving request logs with the "
+                                      "training statistics of the run that pushed the serving "
+                                      "model; exit 3 on drift alerts")
     monitor.add_argument("--requests", required=True, metavar="LOGS",
                          help="a requests-*.tfrecord file or a folder of them (fairway serve "
                               "--request-log-dir)")
@@ -130,15 +134,10 @@ def parser() -> argparse.ArgumentParser:
     monitor.add_argument("--labels", metavar="CSV",
                          help="labels that arrived later: request_id,label (0/1); adds AUC, "
                               "accuracy and per-group rates of the served model")
-    monitor.add_argument("--to", metavar="DIR",
-                         help="where monitor.{json,html} go (default: <output>/monitor)")
 
-    rep = sub.add_parser(
-        "report", help="a self-contained HTML report of the latest run (lineage, TFDV "
-                       "statistics train vs eval, schema, anomalies, evaluation, error "
-                       "analysis) plus an index of all reports")
-    _add_config_args(rep)
-    rep.add_argument("--to", metavar="DIR", help="where to write (default: <output>/report)")
+    _writer(sub, "report", "a self-contained HTML report of the latest run (lineage, TFDV "
+                           "statistics train vs eval, schema, anomalies, evaluation, error "
+                           "analysis) plus an index of all reports")
 
     status = sub.add_parser("status", help="the latest run as recorded in ML Metadata")
     _add_config_args(status)
