@@ -13,6 +13,14 @@ from tfx.types import standard_artifacts
 from pipeline.config import FairwayError
 
 
+class LatestOrNone(tfx.dsl.experimental.ResolverStrategy):
+    """The newest artifact of each channel, or none on a first run (TFX's LatestArtifactStrategy
+    fails its resolver node when there is nothing yet)."""
+
+    def resolve_artifacts(self, store, input_dict):
+        return {k: sorted(v, key=lambda a: a.id)[-1:] for k, v in input_dict.items()}
+
+
 class DataAnomaliesError(FairwayError):
     """ExampleValidator found anomalies: the run stops before training and pushing."""
 
@@ -54,18 +62,46 @@ def missing_groups(statistics_uri: str, split: str, feature: str,
             f"values present: {sorted(counts)}" for g in groups if counts.get(g, 0) == 0]
 
 
+def drift_problems(current_uri: str, previous_uri: str, schema_uri: str,
+                   split: str = "train") -> list[str]:
+    """Features whose drift against the previous data crosses the schema's drift_comparator."""
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    def stats(uri):
+        return tfdv.load_stats_binary(os.path.join(uri, f"Split-{split}", "FeatureStats.pb"))
+
+    schema = tfdv.load_schema_text(os.path.join(schema_uri, "schema.pbtxt"))
+    result = tfdv.validate_statistics(stats(current_uri), schema,
+                                      previous_statistics=stats(previous_uri))
+    names = anomalies_pb2.DriftSkewInfo.Measurement.Type.Name
+    return [f"split '{split}', feature '{'.'.join(info.path.step)}': drift "
+            f"({names(m.type)}) {m.value:.4f} > threshold {m.threshold:g} against the "
+            f"previous data ({previous_uri})"
+            for info in result.drift_skew_info for m in info.drift_measurements
+            if m.value > m.threshold]
+
+
 @component
 def DataGate(anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
              statistics: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleStatistics],
+             schema: tfx.dsl.components.InputArtifact[standard_artifacts.Schema],
+             accepted: tfx.dsl.components.OutputArtifact[standard_artifacts.ExampleStatistics],
+             previous_statistics: tfx.dsl.components.InputArtifact[
+                 standard_artifacts.ExampleStatistics] = None,  # None: first run
              sensitive: tfx.dsl.components.Parameter[str] = "",
              groups: tfx.dsl.components.Parameter[str] = "[]"):
-    """Fail the run, naming every problem, if ExampleValidator found anomalies or a group of the
-    sensitive feature (JSON list `groups`) is absent from a split."""
+    """Fail the run, naming every problem, if ExampleValidator found anomalies, the training data
+    drifted beyond the schema's drift_comparators from the last data that passed this gate
+    (`previous_statistics`), or a group of the sensitive feature (JSON list `groups`) is absent
+    from a split. Data that passes is published as `accepted`, the next run's reference."""
     problems = describe_anomalies(anomalies.uri, json.loads(anomalies.split_names))
+    if previous_statistics is not None and previous_statistics.uri != statistics.uri:
+        problems += drift_problems(statistics.uri, previous_statistics.uri, schema.uri)
     if problems:
         raise DataAnomaliesError(
-            "ExampleValidator found data anomalies; nothing was trained or pushed:\n  "
-            + "\n  ".join(problems))
+            "ExampleValidator found data anomalies or drift; nothing was trained or pushed:"
+            "\n  " + "\n  ".join(problems))
     if sensitive and json.loads(groups):
         problems = [line for split in json.loads(statistics.split_names)
                     for line in missing_groups(statistics.uri, split, sensitive,
@@ -73,6 +109,10 @@ def DataGate(anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.Exam
         if problems:
             raise DataAnomaliesError("the fairness groups are not in the data; nothing was "
                                      "trained or pushed:\n  " + "\n  ".join(problems))
+    from tfx.utils import io_utils
+
+    io_utils.copy_dir(statistics.uri, accepted.uri)
+    accepted.split_names = statistics.split_names
 
 
 class ServingCheckError(FairwayError):

@@ -9,7 +9,7 @@ from tfx import v1 as tfx
 
 from modules import features as F
 from pipeline import eval_config, metadata
-from pipeline.components import DataGate, ServingCheck
+from pipeline.components import DataGate, LatestOrNone, ServingCheck
 from pipeline.config import PipelineConfig
 
 PREPROCESSING_FN = "modules.transform.preprocessing_fn"
@@ -62,8 +62,16 @@ def create_pipeline(cfg: PipelineConfig, data: Input,
     schema_gen = tfx.components.ImportSchemaGen(schema_file=str(data.schema))
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    # Statistics of the last data that passed the DataGate: the drift reference.
+    previous_statistics = tfx.dsl.Resolver(
+        strategy_class=LatestOrNone,
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                   producer_component_id="DataGate", output_key="accepted"),
+    ).with_id("previous_statistics_resolver")
     data_gate = DataGate(anomalies=example_validator.outputs["anomalies"],
                          statistics=statistics_gen.outputs["statistics"],
+                         schema=schema_gen.outputs["schema"],
+                         previous_statistics=previous_statistics.outputs["statistics"],
                          sensitive=cfg.dataset.sensitive or "",
                          groups=json.dumps(list(cfg.dataset.groups)))
 
@@ -122,8 +130,8 @@ def create_pipeline(cfg: PipelineConfig, data: Input,
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=str(cfg.pipeline_root),
-        components=[example_gen, statistics_gen, schema_gen, example_validator, data_gate,
-                    transform, *trainers, baseline, evaluator, serving_check, pusher],
+        components=[previous_statistics, example_gen, statistics_gen, schema_gen,
+                    example_validator, data_gate, transform, *trainers, baseline, evaluator, serving_check, pusher],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata.connection_config(cfg),
         beam_pipeline_args=list(cfg.beam_args))

@@ -143,8 +143,15 @@ def parser() -> argparse.ArgumentParser:
     _add_config_args(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    data = sub.add_parser("data", help="obtain and verify a dataset without running")
+    data = sub.add_parser("data", help="obtain and verify a dataset without running, or write "
+                                       "a new span of it (--new-span) for `run --data`")
     _add_config_args(data)
+    data.add_argument("--new-span", metavar="DIR",
+                      help="write DIR/{train,eval}/data.csv drawn from the dataset with --seed")
+    data.add_argument("--rows", type=_positive, default=2000, help="rows per split (2000)")
+    data.add_argument("--seed", type=int, default=2, help="seed of the new span (2)")
+    data.add_argument("--inject-drift", action="store_true",
+                      help="census: age +8 years and a new workclass on 30%% of rows")
     return p
 
 
@@ -308,6 +315,15 @@ def cmd_data(args) -> int:
     from data import acquire
 
     data = acquire.prepare(_config(args))
+    if args.new_span:
+        import pathlib
+
+        from data import spans
+        dest = spans.write(data.base, pathlib.Path(args.new_span), args.rows, args.seed,
+                           args.inject_drift)
+        print(f"new span{' with injected drift' if args.inject_drift else ''}: {dest} "
+              f"(run it with `fairway run --data {dest}`)")
+        return 0
     print(data.base)
     return 0
 

@@ -74,7 +74,7 @@ def eval_rows(n: int) -> list[dict[str, str]]:
 def test_every_node_completes_and_the_model_is_pushed(census):
     cfg, summary = census
     assert set(states(summary).values()) == {"COMPLETE"}, states(summary)
-    assert len(summary["nodes"]) == 12
+    assert len(summary["nodes"]) == 13
     assert summary["blessed"] is True and summary["pushed"] is True, summary["blessing_failures"]
     assert versions(cfg) == [str(summary["pushed_version"])]
 
@@ -378,6 +378,29 @@ def test_bad_data_stops_before_pusher_and_keeps_what_is_served(census, tmp_path,
     bad = metadata.run_summary(cfg)  # the store still reads
     assert "Pusher" not in states(bad) and TEACHER not in states(bad)
     assert states(bad)["DataGate"] == "FAILED"
+
+
+def test_a_drifted_span_stops_before_the_pusher_and_a_clean_span_passes(census, tmp_path,
+                                                                       capsys):
+    cfg, _ = census
+    served = versions(cfg)
+    data = ["data", "--config", str(CONFIG["path"]), "--output", str(cfg.output_dir),
+            "--rows", SAMPLE]
+    drifted, clean = tmp_path / "span-drifted", tmp_path / "span-clean"
+    assert cli.main(data + ["--new-span", str(drifted), "--inject-drift", "--seed", "3"]) == 0
+    assert cli.main(data + ["--new-span", str(clean), "--seed", "2"]) == 0
+    capsys.readouterr()
+    assert run(cfg.output_dir, "--data", str(drifted)) == 1
+    err = capsys.readouterr().err
+    assert "feature 'age': drift (JENSEN_SHANNON_DIVERGENCE)" in err, err[-3000:]
+    assert "feature 'workclass': drift (L_INFTY)" in err
+    assert "Gig-economy" in err  # ExampleValidator: a value the schema does not know
+    assert versions(cfg) == served
+    assert states(metadata.run_summary(cfg))["DataGate"] == "FAILED"
+    # The reference stays the last data that passed, so the clean span is not compared with
+    # the drifted one that was refused.
+    assert run(cfg.output_dir, "--data", str(clean)) == 0, capsys.readouterr().err[-3000:]
+    assert states(metadata.run_summary(cfg))["DataGate"] == "COMPLETE"
 
 
 def test_a_group_missing_from_the_data_stops_the_run_naming_it(tmp_path, capsys):

@@ -29,9 +29,17 @@ def test_every_component_is_wired(ir):
     _, nodes = ir
     assert set(nodes) == {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
                           "DataGate", "Transform", TEACHER, STUDENT,
-                          "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher"}
+                          "latest_blessed_model_resolver", "Evaluator", "ServingCheck", "Pusher",
+                          "previous_statistics_resolver"}
     assert "DataGate" in nodes["Transform"].upstream_nodes
-    assert {"ExampleValidator", "StatisticsGen"} <= set(nodes["DataGate"].upstream_nodes)
+    assert {"ExampleValidator", "StatisticsGen", "previous_statistics_resolver"} <= \
+        set(nodes["DataGate"].upstream_nodes)
+    # Drift is measured against the last data that passed the gate, not the last data seen.
+    [channel] = nodes["previous_statistics_resolver"].inputs.inputs[
+        "_DataGate.accepted"].channels
+    node_query = [q for q in channel.context_queries if q.type.name == "node"][0]
+    assert node_query.name.field_value.string_value.endswith(".DataGate")
+    assert channel.output_key == "accepted"
     # The student learns from the teacher; the student is evaluated and pushed.
     assert TEACHER in nodes[STUDENT].upstream_nodes
     assert "base_model" in nodes[STUDENT].inputs.inputs
