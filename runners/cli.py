@@ -131,6 +131,13 @@ def parser() -> argparse.ArgumentParser:
     monitor.add_argument("--baseline", dest="output", metavar="DIR",
                          help="the run's output folder (same as --output; default "
                               "outputs/<dataset>)")
+    monitor.add_argument("--on-alert", action="store_true",
+                         help="when an alert fires, run the pipeline (retraining, with its data "
+                              "and drift gates) on --data, the newest span")
+    monitor.add_argument("--sample", type=_positive, metavar="N",
+                         help="retraining run: a sample of N rows per split")
+    monitor.add_argument("--train-steps", type=_positive, metavar="N",
+                         help="retraining run: override training steps")
     monitor.add_argument("--labels", metavar="CSV",
                          help="labels that arrived later: request_id,label (0/1); adds AUC, "
                               "accuracy and per-group rates of the served model")
@@ -293,6 +300,15 @@ def cmd_monitor(args) -> int:
     for line in monitor.alert_lines(report) or ["no drift alert"]:
         print(line)
     print(f"report: {out / 'monitor.html'} and {out / 'monitor.json'}")
+    if report["alerts"] and args.on_alert:
+        from runners import local
+
+        print(f"\n--on-alert: retraining on {args.data or 'the configured data'} ...",
+              flush=True)
+        cfg = _run_config(args)
+        seconds = local.run(cfg)
+        print(f"\nRetraining pipeline finished in {seconds:.1f}s\n")
+        _print_status(cfg, as_json=False)
     return EXIT_ALERT if report["alerts"] else 0
 
 

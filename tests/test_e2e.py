@@ -238,9 +238,19 @@ def test_monitor_alerts_on_drifted_traffic_and_not_on_clean(census, tmp_path, ca
     assert report["examples"] == 800 and report["baseline_run"] == summary["run_id"]
     assert report["versions"] == {str(summary["pushed_version"]): 800}
     drift_logs = _serve_and_log(cfg, tmp_path, drifted, "drift")
-    assert cli.main(args + ["--requests", str(drift_logs), "--to", str(tmp_path / "m2")]) \
-        == cli.EXIT_ALERT
+    # --on-alert retrains on the newest span (here a clean one), through every gate.
+    span = tmp_path / "newest-span"
+    assert cli.main(["data", "--config", str(CONFIG["path"]), "--new-span", str(span),
+                     "--rows", SAMPLE, "--seed", "5"]) == 0
+    assert cli.main(args + ["--requests", str(drift_logs), "--to", str(tmp_path / "m2"),
+                            "--on-alert", "--data", str(span), "--sample", SAMPLE,
+                            "--train-steps", STEPS]) == cli.EXIT_ALERT
     out = capsys.readouterr().out
+    assert f"--on-alert: retraining on {span}" in out and "Retraining pipeline finished" in out
+    retrained = metadata.run_summary(cfg)
+    assert retrained["run_id"] != summary["run_id"]
+    assert states(retrained)["DataGate"] == "COMPLETE" and states(retrained)[STUDENT] == \
+        "COMPLETE"
     assert "ALERT age: Jensen-Shannon divergence" in out and "ALERT workclass: L-infinity" in out
     assert "ANOMALY workclass" in out and "Gig-economy" in out
     page = (tmp_path / "m2" / "monitor.html").read_text()
@@ -335,8 +345,10 @@ def test_immediate_rerun_is_served_from_cache(census):
     assert run(cfg.output_dir) == 0
     rerun = states(metadata.run_summary(cfg))
     for node in ("CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-                 "DataGate", "Transform", TEACHER, STUDENT):
+                 "Transform", TEACHER, STUDENT):
         assert rerun[node] == "CACHED", (node, rerun)
+    # The gate checks every run against the last accepted data, so it runs again (~1 s).
+    assert rerun["DataGate"] == "COMPLETE"
 
 
 def test_compare_scores_baseline_teacher_and_student_from_mlmd(census, capsys):
