@@ -32,7 +32,8 @@ def log_files(location: str) -> list[str]:
     return [location]
 
 
-def _from_examples(serialized: Iterable[bytes]) -> list[dict]:
+def example_rows(serialized: Iterable[bytes]) -> list[dict]:
+    """tf.Examples (serialized or parsed) as {feature: first value}, bytes decoded."""
     rows = []
     for s in serialized:
         ex = tf.train.Example.FromString(s) if isinstance(s, bytes) else s
@@ -52,7 +53,7 @@ def _predict_rows(req) -> list[dict]:
     if len(arrays) == 1:
         [(key, arr)] = arrays.items()
         if arr.dtype == object and key == "examples":  # serialized tf.Examples
-            return _from_examples(arr.tolist())
+            return example_rows(arr.tolist())
     n = {a.shape[0] if a.ndim else 1 for a in arrays.values()}
     if len(n) != 1:
         raise ValueError("inputs do not share a batch dimension")
@@ -111,7 +112,7 @@ def read(location: str) -> pd.DataFrame:
                     rows = _predict_rows(log.predict_log.request)
                 elif kind in ("classify_log", "regress_log"):
                     inp = getattr(log, kind).request.input
-                    rows = _from_examples(
+                    rows = example_rows(
                         inp.example_list.examples if inp.HasField("example_list")
                         else inp.example_list_with_context.examples)
                 else:

@@ -115,6 +115,7 @@ def _errors(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str, top: i
     """(worst examples, error table per sensitive group) of the model on the eval split."""
     import tensorflow as tf
 
+    from monitoring.requests import example_rows
     from runners.compare import EvalData, score
 
     data = EvalData(metadata.node_artifact(summary, "CsvExampleGen", "Examples"), cfg)
@@ -124,15 +125,9 @@ def _errors(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str, top: i
     loss = -(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
     t = cfg.evaluation.decision_threshold
     worst = []
-    for i in np.argsort(-loss)[:top]:
-        ex = tf.train.Example.FromString(data.serialized[i])
-        feats = {}
-        for k, f in sorted(ex.features.feature.items()):
-            kind = f.WhichOneof("kind")
-            vals = list(getattr(f, kind).value) if kind else []
-            if vals and k != cfg.dataset.label:
-                v = vals[0]
-                feats[k] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+    order = np.argsort(-loss)[:top]
+    for i, row in zip(order, example_rows(data.serialized[order])):
+        feats = {k: v for k, v in sorted(row.items()) if k != cfg.dataset.label}
         worst.append({"loss": float(loss[i]), "label": int(y[i]), "prediction": float(p[i]),
                       "features": feats})
     groups = {"Overall": np.ones(len(y), bool)}
