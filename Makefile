@@ -11,7 +11,7 @@ LOCK := requirements/lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run compare test test-fast bench bench-serving lock env chromium clean print-python
+.PHONY: run compare test test-fast bench bench-serving bench-runners lock env chromium clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -49,6 +49,10 @@ test-fast: env
 
 bench: env
 	$(PY) -m benchmarks.pipeline_bench $(ARGS)
+
+# The pipeline on the in-process Beam runner vs a local Spark cluster (same data, no cache).
+bench-runners: env
+	$(PY) -m benchmarks.runner_bench $(ARGS)
 
 # REST/gRPC latency and throughput of `fairway serve` vs the in-process call (needs `make run`).
 bench-serving: env

@@ -153,6 +153,16 @@ class PipelineConfig:
     def input_dir(self) -> pathlib.Path:
         return self.output_dir / "input"
 
+    @property
+    def beam_jobs_dir(self) -> pathlib.Path:
+        """Where a distributed runner records the engine's jobs per run (<run_id>.json)."""
+        return self.output_dir / "beam-jobs"
+
+    def beam_job_name(self, node_id: str) -> str:
+        """The Beam job name of a node: names its Spark application or Dataflow job (lower
+        case, digits and '-', as Dataflow requires)."""
+        return re.sub(r"[^a-z0-9]+", "-", f"{self.pipeline_name}-{node_id}".lower()).strip("-")
+
 
 def data_home() -> pathlib.Path:
     """Where downloaded datasets are cached (FAIRWAY_DATA_HOME overrides)."""

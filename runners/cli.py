@@ -46,12 +46,36 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fairway", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the whole pipeline with LocalDagRunner")
+    run = sub.add_parser("run", help="run the whole pipeline with LocalDagRunner (Beam "
+                                     "components in-process, on Spark or on Dataflow)")
     _add_config_args(run)
     run.add_argument("--sample", type=_positive, metavar="N",
                      help="use a fixed random sample of N rows per split")
     run.add_argument("--train-steps", type=_positive, metavar="N", help="override training steps")
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    run.add_argument("--runner", choices=("local", "spark", "dataflow"), default="local",
+                     help="where the Beam components run: in-process (default), on Spark via "
+                          "Beam's job server, or on Dataflow")
+    spark = run.add_argument_group("--runner spark")
+    spark.add_argument("--spark-master", metavar="URL",
+                       help="spark://HOST:PORT of an existing standalone cluster (default: start "
+                            "a local cluster on 127.0.0.1 and stop it afterwards)")
+    spark.add_argument("--spark-ui", metavar="URL",
+                       help="the master's web UI (default http://<master host>:8080)")
+    spark.add_argument("--worker-pool", metavar="HOST:PORT",
+                       help="the Beam worker pool every Spark worker reaches (default: start one "
+                            "here; on a real cluster, a sidecar on each worker node)")
+    spark.add_argument("--spark-job-server-jar", metavar="JAR",
+                       help="Beam's Spark job server jar (default: the one matching the Beam "
+                            "SDK, fetched and cached)")
+    spark.add_argument("--timeout", type=_positive, default=3600, metavar="SECONDS",
+                       help="stop everything and fail after this long (default 3600)")
+    dataflow = run.add_argument_group("--runner dataflow")
+    dataflow.add_argument("--project", help="Google Cloud project")
+    dataflow.add_argument("--region", help="Dataflow region, e.g. us-central1")
+    dataflow.add_argument("--temp-location", metavar="GS_URL", help="gs://bucket/tmp")
+    dataflow.add_argument("--image", help="custom SDK container image (see Dockerfile); default: "
+                                          "workers install Fairway with its pinned requirements")
 
     compare = sub.add_parser(
         "compare", help="train baseline / MinDiff teacher / student and compare them (fairness, "
@@ -171,11 +195,35 @@ def _run_config(args) -> config_lib.PipelineConfig:
     return _config(args, sample=args.sample, overrides=overrides)
 
 
-def cmd_run(args) -> int:
-    from runners import local
+_SPARK_FLAGS = ("spark_master", "spark_ui", "worker_pool", "spark_job_server_jar")
+_DATAFLOW_FLAGS = ("project", "region", "temp_location", "image")
 
+
+def cmd_run(args) -> int:
+    import dataclasses
+
+    for flags, runner in ((_SPARK_FLAGS, "spark"), (_DATAFLOW_FLAGS, "dataflow")):
+        used = [f for f in flags if getattr(args, f)]
+        if used and args.runner != runner:
+            raise config_lib.ConfigError(
+                f"--{used[0].replace('_', '-')} needs --runner {runner}")
     cfg = _run_config(args)
-    seconds = local.run(cfg)
+    if args.runner == "spark":
+        from runners import spark
+
+        options = spark.SparkOptions(
+            master=args.spark_master, ui=args.spark_ui, worker_pool=args.worker_pool,
+            job_server_jar=args.spark_job_server_jar, timeout=float(args.timeout))
+        seconds = spark.run(cfg, options)
+    else:
+        from runners import local
+
+        if args.runner == "dataflow":
+            from runners import dataflow
+
+            cfg = dataclasses.replace(cfg, beam_args=tuple(dataflow.beam_args(
+                args.project, args.region, args.temp_location, image=args.image)))
+        seconds = local.run(cfg)
     print(f"\nPipeline finished in {seconds:.1f}s\n")
     return _print_status(cfg, as_json=False)
 

@@ -5,6 +5,7 @@ import time
 import traceback
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
 
 from data import acquire
 from pipeline import pipeline as pipeline_lib
@@ -21,6 +22,9 @@ def run(cfg: PipelineConfig, with_baseline: bool = False) -> float:
     """Obtain the data, run every component, and return the wall time in seconds."""
     data = acquire.prepare(cfg)
     p = pipeline_lib.create_pipeline(cfg, data, with_baseline=with_baseline)
+    for c in p.components:  # a Spark application or Dataflow job named after its node
+        if isinstance(c, BaseBeamComponent):
+            c.with_beam_pipeline_args([f"--job_name={cfg.beam_job_name(c.id)}"])
     ids = [c.id for c in p.components]
     print(f"Running {cfg.pipeline_name}: {len(ids)} components, output in {cfg.output_dir}",
           flush=True)

@@ -14,11 +14,17 @@ _KEY_METRICS = (("count", "example_count"), ("auc", "auc"), ("accuracy", "binary
 
 def text(summary: dict[str, Any]) -> str:
     lines = [f"Run {summary['run_id']} of {summary['pipeline']}", ""]
+    if "engine" in summary:
+        lines[-1:] = [f"Beam components ran on {summary['engine']['name']} at "
+                      f"{summary['engine']['master']}", ""]
     lines.append(f"{'node':34} {'state':10} {'seconds':>8}")
     for n in summary["nodes"]:
         lines.append(f"{n['node']:34} {n['state']:10} {n['seconds']:>8.1f}")
         for kind, uri in n["artifacts"].items():
             lines.append(f"    {kind}: {uri}")
+        for a in n.get("spark_applications", []):
+            lines.append(f"    Spark application: {a['id']} ({a['state']}, "
+                         f"{a['duration'] / 1000:.1f}s) {a['name']}")
     if summary["metrics"]:
         lines += ["", "Evaluation (candidate model)"]
         shown = [(label, key) for label, key in _KEY_METRICS
