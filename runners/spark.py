@@ -269,6 +269,8 @@ class Cluster:
     def abort(self, reason: str) -> None:
         """Stop everything now (the watchdog): the running Beam job fails at once."""
         self.aborted = reason
+        print(f"\nspark: {reason}; stopping the job server, worker pool and cluster ...",
+              file=sys.stderr, flush=True)
         self.stop()
 
     @contextlib.contextmanager

@@ -5,7 +5,10 @@ import http.server
 import os
 import pathlib
 import socket
+import signal
+import subprocess
 import threading
+import time
 
 import pytest
 
@@ -136,13 +139,57 @@ def test_a_job_server_that_cannot_start_stops_the_cluster_and_says_why(capsys, t
     assert our_processes(str(tmp_path / "out")) == []
 
 
+@pytest.fixture
+def existing_cluster(tmp_path):
+    """A standalone cluster started the way an operator would (bin/spark-class), not by Fairway."""
+    home, ports = spark.spark_home(), [spark.free_port() for _ in range(3)]
+    master, ui = f"spark://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(tmp_path)}
+    procs = [subprocess.Popen(
+        [str(home / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master", "--host",
+         "127.0.0.1", "--port", str(ports[0]), "--webui-port", str(ports[1])],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        wait_for(lambda: spark.master_status(ui)["status"] == "ALIVE")
+        procs.append(subprocess.Popen(
+            [str(home / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker", "--host",
+             "127.0.0.1", "--webui-port", str(ports[2]), "--work-dir", str(tmp_path / "work"),
+             master], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True))
+        wait_for(lambda: spark.master_status(ui)["aliveworkers"] == 1)
+        yield master, ui
+    finally:
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_for(ready, seconds: float = 120.0) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("the test's Spark cluster did not start")
+
+
 @pytest.mark.e2e
-def test_a_run_past_its_timeout_is_stopped_and_fails_clearly(capsys, tmp_path):
+def test_on_an_existing_cluster_a_timeout_stops_only_what_fairway_started(
+        capsys, tmp_path, existing_cluster):
+    master, ui = existing_cluster
     out = tmp_path / "out"
-    assert spark_run(out, "--timeout", "45") == cli.EXIT_FAILED
+    code = spark_run(out, "--spark-master", master, "--spark-ui", ui, "--timeout", "60")
     err = capsys.readouterr().err
-    assert "Spark run timed out after 45s" in err
-    assert our_processes(str(out)) == []
+    assert code == cli.EXIT_FAILED
+    assert "Spark run timed out after 60s" in err
+    assert our_processes(str(out)) == []  # job server and worker pool are gone
+    status = spark.master_status(ui)  # the operator's cluster is still up
+    assert status["status"] == "ALIVE" and status["aliveworkers"] == 1
+    apps = status["completedapps"] + status["activeapps"]
+    assert any(a["name"].startswith("fairway-census-csvexamplegen_") for a in apps), apps
 
 
 @pytest.fixture(scope="module")
