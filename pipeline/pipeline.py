@@ -21,11 +21,11 @@ TEACHER, STUDENT, BASELINE = "TeacherTrainer", "StudentTrainer", "BaselineTraine
 @dataclasses.dataclass(frozen=True)
 class Input:
     """What the pipeline reads: the CSV folder (presplit: it has train/ and eval/ subfolders)
-    and the curated schema."""
+    and the curated schema. Cloud runs pass gs:// URIs as strings."""
 
-    base: pathlib.Path
+    base: pathlib.Path | str
     presplit: bool
-    schema: pathlib.Path
+    schema: pathlib.Path | str
 
 
 def features(cfg: PipelineConfig) -> F.Features:
@@ -47,10 +47,13 @@ def _example_gen(data: Input) -> tfx.components.CsvExampleGen:
             tfx.proto.SplitConfig.Split(name="eval", hash_buckets=1)])))
 
 
-def create_pipeline(cfg: PipelineConfig, data: Input,
-                    with_baseline: bool = False) -> tfx.dsl.Pipeline:
+def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = False,
+                    pipeline_root: str | None = None,
+                    kubeflow_v2: bool = False) -> tfx.dsl.Pipeline:
     """The DAG; `with_baseline` adds BaselineTrainer (the teacher without MinDiff) for
-    `fairway compare`. It is never evaluated or pushed."""
+    `fairway compare`. It is never evaluated or pushed. `kubeflow_v2`: the form Vertex AI
+    Pipelines accepts (its resolvers know only TFX's built-in strategies; Vertex keeps the
+    metadata itself)."""
     custom_config = {"features": features(cfg).to_config(),
                      "training": dataclasses.asdict(cfg.training)}
     # Each Trainer gets only its own knobs, so tuning the student keeps the teacher cached.
@@ -68,10 +71,12 @@ def create_pipeline(cfg: PipelineConfig, data: Input,
         statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
                                    producer_component_id="DataGate", output_key="accepted"),
     ).with_id("previous_statistics_resolver")
+    # Vertex's resolvers cannot select DataGate's `accepted` output (their queries filter on
+    # type only, which would compare with any statistics): no drift gate between runs there.
+    drift = {} if kubeflow_v2 else {"previous_statistics": previous_statistics.outputs["statistics"]}
     data_gate = DataGate(anomalies=example_validator.outputs["anomalies"],
                          statistics=statistics_gen.outputs["statistics"],
-                         schema=schema_gen.outputs["schema"],
-                         previous_statistics=previous_statistics.outputs["statistics"],
+                         schema=schema_gen.outputs["schema"], **drift,
                          sensitive=cfg.dataset.sensitive or "",
                          groups=json.dumps(list(cfg.dataset.groups)))
 
@@ -129,9 +134,10 @@ def create_pipeline(cfg: PipelineConfig, data: Input,
 
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
-        pipeline_root=str(cfg.pipeline_root),
-        components=[previous_statistics, example_gen, statistics_gen, schema_gen,
-                    example_validator, data_gate, transform, *trainers, baseline, evaluator, serving_check, pusher],
+        pipeline_root=pipeline_root or str(cfg.pipeline_root),
+        components=[*([] if kubeflow_v2 else [previous_statistics]), example_gen,
+                    statistics_gen, schema_gen, example_validator, data_gate, transform,
+                    *trainers, baseline, evaluator, serving_check, pusher],
         enable_cache=cfg.enable_cache,
-        metadata_connection_config=metadata.connection_config(cfg),
+        metadata_connection_config=None if kubeflow_v2 else metadata.connection_config(cfg),
         beam_pipeline_args=list(cfg.beam_args))

@@ -74,8 +74,21 @@ def parser() -> argparse.ArgumentParser:
     dataflow.add_argument("--project", help="Google Cloud project")
     dataflow.add_argument("--region", help="Dataflow region, e.g. us-central1")
     dataflow.add_argument("--temp-location", metavar="GS_URL", help="gs://bucket/tmp")
-    dataflow.add_argument("--image", help="custom SDK container image (see Dockerfile); default: "
-                                          "workers install Fairway with its pinned requirements")
+    dataflow.add_argument("--image", help="the SDK container image built from the Dockerfile")
+    dataflow.add_argument("--pipeline-root", metavar="GS_URL",
+                          help="gs:// folder for the artifacts (workers read and write there)")
+    dataflow.add_argument("--input-uri", metavar="GS_URL",
+                          help="gs:// folder with the CSVs (train/ and eval/ subfolders)")
+
+    comp = _writer(sub, "compile", "write the pipeline for another orchestrator: "
+                                    "--target vertex (Vertex AI Pipelines / KFP v2 JSON)")
+    comp.add_argument("--target", choices=("vertex",), required=True)
+    comp.add_argument("--image", required=True,
+                      help="the container image built from the Dockerfile")
+    comp.add_argument("--pipeline-root", required=True, metavar="GS_URL",
+                      help="gs:// folder for the artifacts")
+    comp.add_argument("--input-uri", required=True, metavar="GS_URL",
+                      help="gs:// folder with the CSVs (train/ and eval/ subfolders)")
 
     compare = sub.add_parser(
         "compare", help="train baseline / MinDiff teacher / student and compare them (fairness, "
@@ -196,7 +209,7 @@ def _run_config(args) -> config_lib.PipelineConfig:
 
 
 _SPARK_FLAGS = ("spark_master", "spark_ui", "worker_pool", "spark_job_server_jar")
-_DATAFLOW_FLAGS = ("project", "region", "temp_location", "image")
+_DATAFLOW_FLAGS = ("project", "region", "temp_location", "image", "pipeline_root", "input_uri")
 
 
 def cmd_run(args) -> int:
@@ -218,12 +231,18 @@ def cmd_run(args) -> int:
     else:
         from runners import local
 
+        where = {}
         if args.runner == "dataflow":
+            from pipeline import pipeline as pipeline_lib
             from runners import dataflow
 
             cfg = dataclasses.replace(cfg, beam_args=tuple(dataflow.beam_args(
-                args.project, args.region, args.temp_location, image=args.image)))
-        seconds = local.run(cfg)
+                args.project, args.region, args.temp_location, args.image)))
+            where = {"pipeline_root": dataflow.check_gcs_uri("--pipeline-root", args.pipeline_root),
+                     "data": pipeline_lib.Input(
+                         dataflow.check_gcs_uri("--input-uri", args.input_uri), presplit=True,
+                         schema=cfg.dataset.schema_file)}
+        seconds = local.run(cfg, **where)
     print(f"\nPipeline finished in {seconds:.1f}s\n")
     return _print_status(cfg, as_json=False)
 
@@ -360,6 +379,19 @@ def cmd_monitor(args) -> int:
     return EXIT_ALERT if report["alerts"] else 0
 
 
+def cmd_compile(args) -> int:
+    import pathlib
+
+    from runners import vertex
+
+    cfg = _config(args)
+    to = pathlib.Path(args.to) if args.to else cfg.output_dir / "compile"
+    path = vertex.compile(cfg, args.image, args.pipeline_root, args.input_uri,
+                          to / "pipeline.json")
+    print(path)
+    return 0
+
+
 def cmd_report(args) -> int:
     import pathlib
 
@@ -395,7 +427,7 @@ def cmd_data(args) -> int:
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        commands = {"run": cmd_run, "compare": cmd_compare, "deploy": cmd_deploy,
+        commands = {"run": cmd_run, "compile": cmd_compile, "compare": cmd_compare, "deploy": cmd_deploy,
                     "serve": cmd_serve, "predict": cmd_predict,
                     "monitor": cmd_monitor, "report": cmd_report, "status": cmd_status, "data": cmd_data}
         return commands[args.command](args)

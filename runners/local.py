@@ -18,10 +18,13 @@ class RunFailed(FairwayError):
     """A component failed; the message names it and points at the full log."""
 
 
-def run(cfg: PipelineConfig, with_baseline: bool = False) -> float:
-    """Obtain the data, run every component, and return the wall time in seconds."""
-    data = acquire.prepare(cfg)
-    p = pipeline_lib.create_pipeline(cfg, data, with_baseline=with_baseline)
+def run(cfg: PipelineConfig, with_baseline: bool = False, data: pipeline_lib.Input | None = None,
+        pipeline_root: str | None = None) -> float:
+    """Obtain the data (unless given: e.g. in Cloud Storage for Dataflow), run every component,
+    and return the wall time in seconds."""
+    data = data or acquire.prepare(cfg)
+    p = pipeline_lib.create_pipeline(cfg, data, with_baseline=with_baseline,
+                                     pipeline_root=pipeline_root)
     for c in p.components:  # a Spark application or Dataflow job named after its node
         if isinstance(c, BaseBeamComponent):
             c.with_beam_pipeline_args([f"--job_name={cfg.beam_job_name(c.id)}"])

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Iterator
@@ -247,6 +246,7 @@ class Cluster:
         self.job_server_beam = ""
         self.aborted: str | None = None
         self.started_ms = 0
+        self._stopping = threading.Lock()  # the watchdog and __exit__ may both stop
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> "Cluster":
@@ -262,9 +262,10 @@ class Cluster:
         self.stop()
 
     def stop(self) -> None:
-        for p in reversed(self.processes):
-            p.stop()
-        self.processes.clear()
+        with self._stopping:
+            for p in reversed(self.processes):
+                p.stop()
+            self.processes.clear()
 
     def abort(self, reason: str) -> None:
         """Stop everything now (the watchdog): the running Beam job fails at once."""

@@ -1,0 +1,29 @@
+# One image for Dataflow workers (a custom Beam SDK container) and Vertex AI Pipelines (each
+# node runs TFX's v2 entrypoint, named in the compiled spec). Build from the repository root:
+#   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/fairway:TAG .
+FROM apache/beam_python3.10_sdk:2.74.0
+
+ENV TF_USE_LEGACY_KERAS=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /fairway
+
+# The hashed lock first, so a code change does not reinstall the stack.
+COPY requirements/ requirements/
+RUN pip install --no-cache-dir "uv==0.13.9" \
+ && uv pip install --system --no-cache --require-hashes -r requirements/lock.txt \
+ && uv pip install --system --no-cache --no-deps --require-hashes \
+      -r requirements/fairness-indicators.txt
+
+# Fairway itself, and the curated schemas the compiled pipeline reads at /fairway/schemas.
+COPY pyproject.toml README.md ./
+COPY pipeline/ pipeline/
+COPY modules/ modules/
+COPY runners/ runners/
+COPY serving/ serving/
+COPY monitoring/ monitoring/
+COPY data/ data/
+COPY schemas/ schemas/
+RUN uv pip install --system --no-cache --no-deps --no-build-isolation .
+
+# The Beam SDK image's entrypoint (/opt/apache/beam/boot) stays: Dataflow starts workers with
+# it, and Vertex overrides it with the command in the pipeline spec.
