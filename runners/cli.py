@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     spark.add_argument("--spark-job-server-jar", metavar="JAR",
                        help="Beam's Spark job server jar (default: the one matching the Beam "
                             "SDK, fetched and cached)")
-    spark.add_argument("--timeout", type=_positive, default=3600, metavar="SECONDS",
+    spark.add_argument("--timeout", type=_positive, metavar="SECONDS",
                        help="stop everything and fail after this long (default 3600)")
     dataflow = run.add_argument_group("--runner dataflow")
     dataflow.add_argument("--project", help="Google Cloud project")
@@ -208,7 +208,7 @@ def _run_config(args) -> config_lib.PipelineConfig:
     return _config(args, sample=args.sample, overrides=overrides)
 
 
-_SPARK_FLAGS = ("spark_master", "spark_ui", "worker_pool", "spark_job_server_jar")
+_SPARK_FLAGS = ("spark_master", "spark_ui", "worker_pool", "spark_job_server_jar", "timeout")
 _DATAFLOW_FLAGS = ("project", "region", "temp_location", "image", "pipeline_root", "input_uri")
 
 
@@ -226,22 +226,20 @@ def cmd_run(args) -> int:
 
         options = spark.SparkOptions(
             master=args.spark_master, ui=args.spark_ui, worker_pool=args.worker_pool,
-            job_server_jar=args.spark_job_server_jar, timeout=float(args.timeout))
+            job_server_jar=args.spark_job_server_jar,
+            **({"timeout": float(args.timeout)} if args.timeout else {}))
         seconds = spark.run(cfg, options)
     else:
         from runners import local
 
         where = {}
         if args.runner == "dataflow":
-            from pipeline import pipeline as pipeline_lib
             from runners import dataflow
 
             cfg = dataclasses.replace(cfg, beam_args=tuple(dataflow.beam_args(
                 args.project, args.region, args.temp_location, args.image)))
             where = {"pipeline_root": dataflow.check_gcs_uri("--pipeline-root", args.pipeline_root),
-                     "data": pipeline_lib.Input(
-                         dataflow.check_gcs_uri("--input-uri", args.input_uri), presplit=True,
-                         schema=cfg.dataset.schema_file)}
+                     "data": dataflow.gcs_input(args.input_uri, cfg.dataset.schema_file)}
         seconds = local.run(cfg, **where)
     print(f"\nPipeline finished in {seconds:.1f}s\n")
     return _print_status(cfg, as_json=False)

@@ -89,15 +89,19 @@ def beam_version() -> str:
     return apache_beam.__version__
 
 
-def java() -> tuple[str, int]:
-    """The java binary (JAVA_HOME first, then PATH) and its major version."""
+def java() -> str:
+    """The java binary (JAVA_HOME first, then PATH), checked to be a version Spark supports."""
     home = os.environ.get("JAVA_HOME")
     exe = str(pathlib.Path(home) / "bin" / "java") if home else shutil.which("java")
     if not exe or not os.access(exe, os.X_OK):
         raise SparkError("Java not found (JAVA_HOME unset and no `java` on PATH): Spark and "
                          "Beam's job server need a JDK 17 (e.g. `apt-get install "
                          "openjdk-17-jre-headless`), then set JAVA_HOME or put java on PATH")
-    out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=60).stderr
+    try:
+        out = subprocess.run([exe, "-version"], capture_output=True, text=True,
+                             timeout=60).stderr
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise SparkError(f"{exe} -version failed ({e}): check the JDK at JAVA_HOME") from None
     m = re.search(r'version "(\d+)(?:\.(\d+))?', out)
     if not m:
         raise SparkError(f"{exe} -version printed no version: {out.strip()[:200]}")
@@ -105,7 +109,7 @@ def java() -> tuple[str, int]:
     if major not in (8, 11, 17):
         raise SparkError(f"{exe} is Java {major}; Spark {spark_version()} supports Java 8, 11 "
                          "and 17: set JAVA_HOME to a JDK 17")
-    return exe, major
+    return exe
 
 
 def _cache_dir() -> pathlib.Path:
@@ -141,9 +145,14 @@ def _maven_job_server(version: str) -> list[str]:
         (lib.parent / "pom.xml").write_text(_POM.format(version=version))
         print(f"spark: resolving Beam's Spark runner {version} with Maven into {lib.parent} "
               "(once; ~40 s)", flush=True)
-        r = subprocess.run([mvn, "-q", "-B", "dependency:copy-dependencies",
-                            f"-DoutputDirectory={lib}", "-DincludeScope=runtime"],
-                           cwd=lib.parent, capture_output=True, text=True, timeout=900)
+        try:
+            r = subprocess.run([mvn, "-q", "-B", "dependency:copy-dependencies",
+                                f"-DoutputDirectory={lib}", "-DincludeScope=runtime"],
+                               cwd=lib.parent, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            raise SparkError(f"Maven did not resolve beam-runners-spark-3 {version} within 15 "
+                             "min: check access to Maven Central, or pass "
+                             "--spark-job-server-jar") from None
         if r.returncode != 0:
             raise SparkError(f"Maven could not resolve beam-runners-spark-3 {version}:\n"
                              f"{(r.stdout + r.stderr)[-2000:]}")
@@ -305,7 +314,7 @@ class Cluster:
 
     def _start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        java_exe, _ = java()
+        java_exe = java()
         # The worker's executor launcher needs SPARK_SCALA_VERSION (bin/spark-class sets it).
         scala = next(spark_home().glob("jars/scala-library-*.jar")).name.split("-")[2]
         env = {"SPARK_HOME": str(spark_home()), "JAVA_HOME": str(pathlib.Path(

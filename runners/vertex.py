@@ -10,7 +10,7 @@ from __future__ import annotations
 import pathlib
 
 from pipeline.config import REPO_ROOT, ConfigError, PipelineConfig
-from runners.dataflow import check_gcs_uri
+from runners.dataflow import check_gcs_uri, gcs_input
 
 IMAGE_REPO_DIR = "/fairway"  # where the Dockerfile copies the repository
 
@@ -32,8 +32,7 @@ def compile(cfg: PipelineConfig, image: str, pipeline_root: str, input_uri: str,
 
     if not image or any(c.isspace() for c in image):
         raise ConfigError(f"--image: expected a container image name, got {image!r}")
-    data = pipeline_lib.Input(check_gcs_uri("--input-uri", input_uri), presplit=True,
-                              schema=schema_in_image(cfg))
+    data = gcs_input(input_uri, schema_in_image(cfg))
     p = pipeline_lib.create_pipeline(
         cfg, data, pipeline_root=check_gcs_uri("--pipeline-root", pipeline_root),
         kubeflow_v2=True)

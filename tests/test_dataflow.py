@@ -1,5 +1,6 @@
 """Dataflow: the Beam arguments, and an offline translation of StatisticsGen's Beam pipeline
 (TFDV's GenerateStatistics, as its executor builds it) into the Dataflow job it would submit."""
+import apache_beam as beam
 import pyarrow as pa
 import pytest
 import tensorflow_data_validation as tfdv
@@ -39,7 +40,7 @@ def test_cli_refuses_dataflow_without_its_flags(capsys):
 def statistics_pipeline(p):
     batch = pa.RecordBatch.from_arrays(
         [pa.array([[39], [50]]), pa.array([[b"Male"], [b"Female"]])], ["age", "sex"])
-    _ = (p | "ReadExamples" >> __import__("apache_beam").Create([batch])
+    _ = (p | "ReadExamples" >> beam.Create([batch])
          | tfdv.GenerateStatistics() | tfdv.WriteStatisticsToBinaryFile(
              "gs://fairway-bucket/root/StatisticsGen/statistics/1/Split-train/FeatureStats.pb"))
 

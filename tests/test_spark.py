@@ -59,6 +59,7 @@ def test_beam_job_names_are_valid_dataflow_names_and_name_the_node():
 @pytest.mark.parametrize("argv, message", [
     (["--spark-master", "spark://h:7077"], "--spark-master needs --runner spark"),
     (["--project", "p"], "--project needs --runner dataflow"),
+    (["--timeout", "60"], "--timeout needs --runner spark"),
 ])
 def test_runner_flags_need_their_runner(capsys, argv, message):
     assert cli.main(["run", *argv]) == cli.EXIT_USAGE

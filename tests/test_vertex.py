@@ -48,11 +48,10 @@ def test_every_container_runs_the_image_with_its_executor(spec):
         assert c["image"] == IMAGE, node
         assert c["command"] == ["python", "-m",
                                 "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
-        args = c["args"]
-        assert args[args.index("--executor_class_path") + 1] == expected.get(
-            node, args[args.index("--executor_class_path") + 1])
-        assert "--runner=FnApiRunner" in args  # the config's beam_args
-    assert set(expected) <= set(containers)
+        assert "--runner=FnApiRunner" in c["args"]  # the config's beam_args
+    for node, executor in expected.items():
+        args = containers[node]["args"]
+        assert args[args.index("--executor_class_path") + 1] == executor, node
 
 
 def test_inputs_and_root_point_at_cloud_storage(spec):
