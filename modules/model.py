@@ -10,12 +10,17 @@ from modules import features as F
 
 def build_mlp(numeric: Sequence[str], vocab_sizes: Mapping[str, int],
               hidden_units: Sequence[int], embedding_dim: int = 8,
-              learning_rate: float = 1e-3, name: str = "mlp") -> tf.keras.Model:
-    """An MLP over z-scored numeric features and embedded categorical ids.
+              learning_rate: float = 1e-3, name: str = "mlp",
+              indicators: Sequence[str] = ()) -> tf.keras.Model:
+    """An MLP over z-scored numeric features, 0/1 `indicators` (transformed names) and
+    embedded categorical ids.
 
     `vocab_sizes` maps each categorical column to its vocabulary size including OOV buckets.
     """
     inputs, parts = {}, []
+    for name_xf in indicators:
+        inputs[name_xf] = tf.keras.Input(shape=(), name=name_xf, dtype=tf.float32)
+        parts.append(tf.keras.layers.Reshape((1,), name=f"{name_xf}_col")(inputs[name_xf]))
     for key in numeric:
         inputs[F.xf(key)] = tf.keras.Input(shape=(), name=F.xf(key), dtype=tf.float32)
         parts.append(tf.keras.layers.Reshape((1,), name=f"{key}_col")(inputs[F.xf(key)]))

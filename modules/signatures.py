@@ -38,11 +38,33 @@ CLASS_LABELS = (b"0", b"1")  # column order of `classes` and `scores`
 _METHOD_NAMES = {CLASSIFY_SIGNATURE: CLASSIFY_METHOD_NAME, REGRESS_SIGNATURE: REGRESS_METHOD_NAME}
 
 
-def _as_sparse(x: tf.Tensor) -> tf.SparseTensor:
-    """[batch] -> [batch, 1] SparseTensor, the form Transform saw for optional columns."""
+def _as_sparse(x: tf.Tensor, keep: tf.Tensor | None = None) -> tf.SparseTensor:
+    """[batch] -> [batch, 1] SparseTensor (the form Transform saw for a VarLen column), with
+    only the rows where `keep` is true."""
     n = tf.shape(x, out_type=tf.int64)[0]
-    indices = tf.stack([tf.range(n), tf.zeros([n], tf.int64)], axis=1)
-    return tf.SparseTensor(indices, x, tf.stack([n, tf.constant(1, tf.int64)]))
+    rows = tf.range(n) if keep is None else tf.boolean_mask(tf.range(n), keep)
+    values = x if keep is None else tf.boolean_mask(x, keep)
+    indices = tf.stack([rows, tf.zeros_like(rows)], axis=1)
+    return tf.SparseTensor(indices, values, tf.stack([n, tf.constant(1, tf.int64)]))
+
+
+def raw_input_dtype(spec, optional: bool) -> tf.DType:
+    """The serving input's dtype: the column's, except that an optional integer column takes
+    floats so that NaN can say "missing" (a string column uses '')."""
+    return tf.float64 if optional and spec.dtype == tf.int64 else spec.dtype
+
+
+def _is_present(x: tf.Tensor) -> tf.Tensor:
+    return tf.not_equal(x, "") if x.dtype == tf.string else tf.logical_not(tf.math.is_nan(x))
+
+
+def raw_to_parsed(x: tf.Tensor, spec, optional: bool):
+    """A [batch] serving input in the form tf.io.parse_example gives for `spec`."""
+    if optional and isinstance(spec, tf.io.VarLenFeature):
+        return _as_sparse(tf.cast(x, spec.dtype) if x.dtype != spec.dtype else x, _is_present(x))
+    if isinstance(spec, tf.io.VarLenFeature):
+        return _as_sparse(x)
+    return tf.reshape(x, [-1, *spec.shape])  # FixedLen: [] or [1] (a TFDV-inferred shape)
 
 
 def set_method_names(export_dir: str) -> None:
@@ -77,11 +99,11 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, f: F.Featur
     def probability_from_examples(serialized):
         return probability(model.tft_layer(tf.io.parse_example(serialized, raw_spec)))
 
-    @tf.function(input_signature=[{k: tf.TensorSpec([None], raw_spec[k].dtype, name=k)
-                                   for k in f.raw}])
+    @tf.function(input_signature=[{
+        k: tf.TensorSpec([None], raw_input_dtype(raw_spec[k], k in f.optional), name=k)
+        for k in f.raw}])
     def serve_raw(raw):
-        features = {k: (_as_sparse(v) if isinstance(raw_spec[k], tf.io.VarLenFeature) else v)
-                    for k, v in raw.items()}
+        features = {k: raw_to_parsed(v, raw_spec[k], k in f.optional) for k, v in raw.items()}
         return {OUTPUT_KEY: probability(model.tft_layer(features))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

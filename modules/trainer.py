@@ -62,7 +62,7 @@ class _Job:
     def mlp(self, hidden_units, embedding_dim, name) -> tf.keras.Model:
         return model_lib.build_mlp(self.f.numeric, vocab_sizes(self.tft_output, self.f),
                                    hidden_units, embedding_dim, self.training["learning_rate"],
-                                   name=name)
+                                   name=name, indicators=self.f.indicators)
 
     def remediate(self, model: tf.keras.Model, train: tf.data.Dataset, weight: float,
                   labelled=lambda ds: ds):

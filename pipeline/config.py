@@ -52,6 +52,10 @@ class DatasetSpec:
     slices: tuple[tuple[str, ...], ...] = ()
     csv_dir: pathlib.Path | None = None  # train/ + eval/ subfolders, or plain CSVs to split
     schema_path: pathlib.Path | None = None
+    # Raw label value -> 1/0, for a label written as two strings (e.g. Yes/No); ExampleGen maps.
+    label_map: tuple[tuple[str, int], ...] = ()
+    optional: tuple[str, ...] = ()  # features the schema lets be missing (read from it)
+    max_vocab: int = 200  # categorical vocabularies keep the most frequent values; rest -> OOV
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -182,7 +186,7 @@ def _str_list(raw: Mapping[str, Any], key: str, src: str, required: bool = True)
 
 def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> DatasetSpec:
     known = {"name", "source", "numeric", "categorical", "label", "sensitive", "groups", "slices",
-             "csv_dir", "schema"}
+             "csv_dir", "schema", "label_map", "max_vocab"}
     for key in raw:
         if key not in known:
             _fail(src, f"dataset.{key}", f"one of {sorted(known)}", key)
@@ -233,10 +237,41 @@ def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> 
     schema = raw.get("schema")
     if schema is not None and not isinstance(schema, str):
         _fail(src, "dataset.schema", "a path to schema.pbtxt", schema)
+    label_map = raw.get("label_map", {})
+    if label_map and (not isinstance(label_map, dict) or sorted(label_map.values()) != [0, 1]
+                      or any(isinstance(v, bool) for v in label_map.values())):
+        _fail(src, "dataset.label_map", 'two raw label values mapped to 1 and 0, e.g. '
+              '{"Yes" = 1, "No" = 0}', label_map)
+    max_vocab = raw.get("max_vocab", DatasetSpec.max_vocab)
+    if isinstance(max_vocab, bool) or not isinstance(max_vocab, int) or max_vocab < 1:
+        _fail(src, "dataset.max_vocab", "a whole number >= 1", max_vocab)
     return DatasetSpec(
         name=name, source=source, numeric=numeric, categorical=categorical, label=label,
         sensitive=sensitive, groups=tuple(groups), slices=tuple(slices), csv_dir=csv_dir,
-        schema_path=(base / schema).resolve() if schema else None)
+        schema_path=(base / schema).resolve() if schema else None,
+        label_map=tuple(sorted(label_map.items())), max_vocab=max_vocab)
+
+
+def _with_schema(dataset: DatasetSpec, src: str) -> DatasetSpec:
+    """Check the features against the schema's types; record which ones may be missing."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    path = dataset.schema_file
+    try:
+        schema = text_format.Parse(path.read_text(), schema_pb2.Schema())
+    except (OSError, text_format.ParseError) as e:
+        raise ConfigError(f"{path}: not a readable schema.pbtxt: {e}") from None
+    types = {f.name: schema_pb2.FeatureType.Name(f.type) for f in schema.feature}
+    expected = {**{k: ("INT", "FLOAT") for k in dataset.numeric},
+                **{k: ("BYTES", "INT") for k in dataset.categorical}, dataset.label: ("INT",)}
+    for key, allowed in expected.items():
+        if types.get(key) not in allowed:
+            _fail(src, "dataset", f"feature '{key}' of type {' or '.join(allowed)} in the schema "
+                  f"{path}", types.get(key, "not in the schema"))
+    optional = tuple(f.name for f in schema.feature if f.name in dataset.features
+                     and not (f.HasField("presence") and f.presence.min_fraction >= 1.0))
+    return dataclasses.replace(dataset, optional=optional)
 
 
 def _section(raw: Mapping[str, Any], cls: type, prefix: str, src: str):
@@ -318,6 +353,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
         dataset = dataclasses.replace(dataset, source="csv", csv_dir=data_dir)
     if not dataset.schema_file.is_file():
         _fail(src, "dataset.schema", "an existing schema.pbtxt", str(dataset.schema_file))
+    dataset = _with_schema(dataset, src)
     training = _section(raw.get("training", {}), TrainingConfig, "training", src)
     evaluation = _section(raw.get("evaluation", {}), EvaluationConfig, "evaluation", src)
     mindiff = _section(raw.get("mindiff", {}), MinDiffConfig, "mindiff", src)
@@ -328,6 +364,9 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     for key in pipe:
         if key not in {"beam_args", "output_dir", "enable_cache", "mysql"}:
             _fail(src, f"pipeline.{key}", "one of beam_args, output_dir, enable_cache, mysql", key)
+    enable_cache = pipe.get("enable_cache", True)
+    if not isinstance(enable_cache, bool):  # bool("false") would be True
+        _fail(src, "pipeline.enable_cache", "true or false", enable_cache)
     beam_args = pipe.get("beam_args", list(DEFAULT_BEAM_ARGS))
     if not isinstance(beam_args, list) or not all(isinstance(a, str) for a in beam_args):
         _fail(src, "pipeline.beam_args", "a list of strings", beam_args)
@@ -343,7 +382,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
         dataset=dataset, output_dir=pathlib.Path(out).resolve(), training=training,
         mindiff=mindiff, distillation=distillation, evaluation=evaluation, sample=sample,
         beam_args=tuple(beam_args),
-        enable_cache=bool(pipe.get("enable_cache", True)), mysql=mysql)
+        enable_cache=enable_cache, mysql=mysql)
 
 
 def presets() -> dict[str, pathlib.Path]:

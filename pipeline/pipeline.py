@@ -9,6 +9,7 @@ from tfx import v1 as tfx
 
 from modules import features as F
 from pipeline import eval_config, metadata
+from pipeline import example_gen as example_gen_lib
 from pipeline.components import DataGate, LatestOrNone, ServingCheck
 from pipeline.config import PipelineConfig
 
@@ -30,21 +31,8 @@ class Input:
 
 def features(cfg: PipelineConfig) -> F.Features:
     ds = cfg.dataset
-    return F.Features(ds.numeric, ds.categorical, ds.label, ds.sensitive)
-
-
-def _example_gen(data: Input) -> tfx.components.CsvExampleGen:
-    if data.presplit:
-        return tfx.components.CsvExampleGen(
-            input_base=str(data.base),
-            input_config=tfx.proto.Input(splits=[
-                tfx.proto.Input.Split(name="train", pattern="train/*"),
-                tfx.proto.Input.Split(name="eval", pattern="eval/*")]))
-    return tfx.components.CsvExampleGen(
-        input_base=str(data.base),
-        output_config=tfx.proto.Output(split_config=tfx.proto.SplitConfig(splits=[
-            tfx.proto.SplitConfig.Split(name="train", hash_buckets=2),
-            tfx.proto.SplitConfig.Split(name="eval", hash_buckets=1)])))
+    return F.Features(ds.numeric, ds.categorical, ds.label, ds.sensitive, ds.optional,
+                      ds.max_vocab)
 
 
 def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = False,
@@ -60,7 +48,8 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
     teacher_config = {**custom_config, "mindiff": {**dataclasses.asdict(cfg.mindiff),
                                                    "groups": list(cfg.dataset.groups)}}
 
-    example_gen = _example_gen(data)
+    example_gen = example_gen_lib.component(str(data.base), data.presplit, cfg.dataset.label,
+                                            dict(cfg.dataset.label_map))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=str(data.schema))
     example_validator = tfx.components.ExampleValidator(

@@ -111,3 +111,28 @@ def test_fairness_thresholds_are_numbers_in_the_unit_interval(write):
     assert cfg.evaluation.fairness_thresholds == (0.25, 0.5)
     with pytest.raises(config.ConfigError, match="'evaluation.fairness_thresholds'"):
         config.load(write("bad.toml", user_toml("[evaluation]\nfairness_thresholds = [1.5]")))
+
+
+def test_enable_cache_must_be_a_boolean(write):
+    cfg = write("c.toml", '[dataset]\nname = "census"\nsource = "census"\nnumeric = ["age"]\n'
+                          'label = "income"\n[pipeline]\nenable_cache = "false"\n')
+    with pytest.raises(config.ConfigError, match=r"pipeline.enable_cache.*true or false"):
+        config.load(cfg)
+
+
+def test_label_map_needs_two_values_mapped_to_one_and_zero(write):
+    base = '[dataset]\nname = "census"\nsource = "census"\nnumeric = ["age"]\nlabel = "income"\n'
+    ok = config.load(write("ok.toml", base + 'label_map = {"Yes" = 1, "No" = 0}\n'))
+    assert dict(ok.dataset.label_map) == {"Yes": 1, "No": 0}
+    with pytest.raises(config.ConfigError, match="dataset.label_map"):
+        config.load(write("bad.toml", base + 'label_map = {"Yes" = 1, "No" = 1}\n'))
+
+
+def test_features_are_checked_against_the_schema_and_optional_ones_found(write):
+    base = '[dataset]\nname = "census"\nsource = "census"\nlabel = "income"\n'
+    cfg = config.load(write("a.toml", base + 'numeric = ["age"]\ncategorical = ["workclass"]\n'))
+    assert cfg.dataset.optional == ("workclass",)  # presence min_fraction 0.9 in the schema
+    with pytest.raises(config.ConfigError, match=r"feature 'workclass' of type INT or FLOAT"):
+        config.load(write("b.toml", base + 'numeric = ["workclass"]\n'))
+    with pytest.raises(config.ConfigError, match=r"feature 'nope'.*not in the schema"):
+        config.load(write("c.toml", base + 'numeric = ["nope"]\n'))

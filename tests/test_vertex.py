@@ -38,7 +38,7 @@ def test_every_container_runs_the_image_with_its_executor(spec):
     containers = {k.removesuffix("_executor"): v["container"]
                   for k, v in executors.items() if "container" in v}
     assert len(containers) == 11
-    expected = {"CsvExampleGen": "tfx.components.example_gen.csv_example_gen.executor.Executor",
+    expected = {"CsvExampleGen": "pipeline.example_gen.Executor",
                 "Transform": "tfx.components.transform.executor.Executor",
                 "TeacherTrainer": "tfx.components.trainer.executor.GenericExecutor",
                 "DataGate": "pipeline.components.DataGate_Executor",
