@@ -63,6 +63,8 @@ def _predict_rows(req) -> list[dict]:
         if a.ndim != 1:
             continue  # not a per-row scalar feature
         for i, v in enumerate(a.tolist()):
+            if isinstance(v, float) and np.isnan(v):
+                continue  # NaN says "missing" for an optional numeric input
             if isinstance(v, bytes):
                 if not v:
                     continue  # an empty optional column is a missing value, as in CsvExampleGen
@@ -112,9 +114,12 @@ def read(location: str) -> pd.DataFrame:
                     rows = _predict_rows(log.predict_log.request)
                 elif kind in ("classify_log", "regress_log"):
                     inp = getattr(log, kind).request.input
-                    rows = example_rows(
-                        inp.example_list.examples if inp.HasField("example_list")
-                        else inp.example_list_with_context.examples)
+                    if inp.HasField("example_list"):
+                        rows = example_rows(inp.example_list.examples)
+                    else:  # the context's features belong to every example, as in serving
+                        ctx = example_rows([inp.example_list_with_context.context])[0]
+                        rows = [{**ctx, **r} for r in
+                                example_rows(inp.example_list_with_context.examples)]
                 else:
                     raise ValueError(f"unsupported log type {kind!r}")
             except Exception as e:

@@ -52,8 +52,9 @@ def _values(examples, key: str, dtype: tf.DType, rank: int):
         feat = e.features.feature.get(key)
         kind = feat.WhichOneof("kind") if feat is not None else None
         values = list(getattr(feat, kind).value) if kind else []
-        if rank == 1:  # one value per example; an empty optional column gets a zero value
-            out.append(values[0] if values else (b"" if dtype == tf.string else 0))
+        if rank == 1:  # one value per example; a missing optional value is '' or NaN
+            out.append(values[0] if values else
+                       (b"" if dtype == tf.string else float("nan") if dtype.is_floating else 0))
         elif not values:
             return None
         else:

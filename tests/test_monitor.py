@@ -117,3 +117,29 @@ def test_bad_label_files_name_the_file_and_row(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(config.FairwayError, match=message):
         monitor.read_labels(str(path))
+
+
+def test_classify_logs_with_context_carry_the_context_features(tmp_path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    log = prediction_log_pb2.PredictionLog()
+    inp = log.classify_log.request.input.example_list_with_context
+    inp.context.features.feature["sex"].bytes_list.value.append(b"Female")
+    for age in (30, 40):
+        ex = inp.examples.add()
+        ex.features.feature["age"].int64_list.value.append(age)
+    with tf.io.TFRecordWriter(str(tmp_path / "requests-c.tfrecord")) as w:
+        w.write(log.SerializeToString())
+    frame = requests.read(str(tmp_path))
+    assert frame["sex"].tolist() == ["Female", "Female"]
+    assert frame["age"].tolist() == [30, 40]
+
+
+def test_nan_and_empty_inputs_are_missing_values(tmp_path):
+    log = rest.predict_log({"x": np.array([1.5, np.nan]), "s": np.array([b"a", b""], object)},
+                           {"probability": np.zeros(2, np.float32)}, "serving_default")()
+    with tf.io.TFRecordWriter(str(tmp_path / "requests-n.tfrecord")) as w:
+        w.write(log.SerializeToString())
+    frame = requests.read(str(tmp_path))
+    assert frame["x"].isna().tolist() == [False, True]
+    assert frame["s"].isna().tolist() == [False, True]
