@@ -196,6 +196,26 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--seed", type=int, default=2, help="seed of the new span (2)")
     data.add_argument("--inject-drift", action="store_true",
                       help="census: age +8 years and a new workclass on 30%% of rows")
+
+    init = sub.add_parser("init", help="write a config (TOML) and a curated schema for your own "
+                                       "CSV data, decided from the data")
+    init.add_argument("--csv", required=True, metavar="PATH",
+                      help="a CSV file, a folder of CSVs, or a folder with train/ and eval/")
+    init.add_argument("--label", required=True, metavar="COL", help="the column to predict")
+    init.add_argument("--positive", metavar="VALUE",
+                      help="the label value that is the positive class (1), for a label that "
+                           "is not 0/1")
+    init.add_argument("--sensitive", metavar="COL",
+                      help="the sensitive attribute (a categorical column): turns on MinDiff "
+                           "and the fairness gate")
+    init.add_argument("--groups", metavar="A,B",
+                      help="the protected and reference values of --sensitive")
+    init.add_argument("--ignore", metavar="COL,COL", default="",
+                      help="columns that are not features (ids, names, constants)")
+    init.add_argument("--name", help="dataset name (default: from the file or folder name)")
+    init.add_argument("--to", metavar="DIR", help="where to write NAME.toml and schema.pbtxt "
+                                                  "(default: the current folder)")
+    init.add_argument("--force", action="store_true", help="overwrite existing files")
     return p
 
 
@@ -250,7 +270,8 @@ def _print_status(cfg, as_json: bool) -> int:
     from runners import report
 
     summary = metadata.run_summary(cfg)
-    print(metadata.to_json(summary) if as_json else report.text(summary))
+    print(metadata.to_json(summary) if as_json
+          else report.text(summary, cfg.evaluation.decision_threshold))
     return 0
 
 
@@ -422,12 +443,24 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_init(args) -> int:
+    from data import init
+
+    def items(text):
+        return [v.strip() for v in text.split(",") if v.strip()] if text else []
+
+    return init.run(args.csv, args.label, positive=args.positive, sensitive=args.sensitive,
+                    groups=items(args.groups) if args.groups is not None else None,
+                    ignore=items(args.ignore), name=args.name, to=args.to, force=args.force)
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         commands = {"run": cmd_run, "compile": cmd_compile, "compare": cmd_compare, "deploy": cmd_deploy,
                     "serve": cmd_serve, "predict": cmd_predict,
-                    "monitor": cmd_monitor, "report": cmd_report, "status": cmd_status, "data": cmd_data}
+                    "monitor": cmd_monitor, "report": cmd_report, "status": cmd_status, "data": cmd_data,
+                    "init": cmd_init}
         return commands[args.command](args)
     except config_lib.ConfigError as e:
         print(f"fairway: config error: {e}", file=sys.stderr)
