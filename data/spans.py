@@ -1,5 +1,6 @@
 """`fairway data --new-span DIR`: a new batch ("span") of data shaped like the dataset, drawn
-from its rows with another seed, optionally with injected drift, to exercise the drift gate."""
+from its rows with another seed, optionally with the config's [inject_drift] applied, to
+exercise the drift gate."""
 from __future__ import annotations
 
 import csv
@@ -7,42 +8,60 @@ import pathlib
 import random
 
 from data.acquire import DataError
+from pipeline.config import DriftInjection
 
-DRIFT_CATEGORY = "Gig-economy"
 
-
-def _drift(row: dict, rng: random.Random) -> dict:
-    """Census: older people (+8 years, kept inside the schema's 16..100) and a workclass the
-    schema has never seen on 30 % of rows."""
+def _drift(row: dict, how: DriftInjection, rng: random.Random) -> dict:
     row = dict(row)
-    row["age"] = str(min(int(row["age"]) + 8, 100))
-    if rng.random() < 0.3:
-        row["workclass"] = DRIFT_CATEGORY
+    for column, amount in how.shift:
+        if row[column] != "":  # a missing value stays missing
+            value = float(row[column]) + amount
+            row[column] = str(int(value)) if value.is_integer() else str(value)
+    if rng.random() < how.fraction:
+        for column, value in how.new_category:
+            row[column] = value
     return row
 
 
+def _pool(folder: pathlib.Path) -> tuple[list[str], list[dict]]:
+    """The header and every row of every CSV in `folder`."""
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise DataError(f"{folder}: no .csv files to draw a span from")
+    fields, pool = None, []
+    for path in files:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if fields is not None and reader.fieldnames != fields:
+                raise DataError(f"{path}: header differs from {files[0]}")
+            fields = reader.fieldnames
+            pool.extend(reader)
+    return fields, pool
+
+
 def write(source: pathlib.Path, dest: pathlib.Path, rows: int, seed: int,
-          inject_drift: bool) -> pathlib.Path:
-    """dest/{train,eval}/data.csv: `rows` rows per split drawn (with replacement) from source."""
+          inject_drift: DriftInjection | None) -> pathlib.Path:
+    """dest/{train,eval}/data.csv: `rows` rows per split drawn (with replacement) from the
+    source's train/ and eval/ folders (or, for unsplit data, from all its CSV files)."""
     if dest.exists():
         raise DataError(f"{dest}: already exists; choose a new folder for the new span")
+    if inject_drift is not None and not (inject_drift.shift or inject_drift.new_category):
+        raise DataError("--inject-drift: the config has no [inject_drift] table saying what to "
+                        "change, e.g. shift = {age = 8} and new_category = {city = \"New\"}")
     rng = random.Random(seed)
+    presplit = (source / "train").is_dir() and (source / "eval").is_dir()
     for split in ("train", "eval"):
-        files = sorted((source / split).glob("*.csv"))
-        if not files:
-            raise DataError(f"{source / split}: no .csv files to draw a span from")
-        with files[0].open(newline="") as f:
-            reader = csv.DictReader(f)
-            fields, pool = reader.fieldnames, list(reader)
-        if inject_drift and not {"age", "workclass"} <= set(fields):
-            raise DataError("--inject-drift shifts 'age' and 'workclass' (census columns); "
-                            f"{files[0]} has {fields}")
+        fields, pool = _pool(source / split if presplit else source)
+        missing = sorted({c for c, _ in (inject_drift.shift + inject_drift.new_category)}
+                         - set(fields)) if inject_drift else []
+        if missing:
+            raise DataError(f"[inject_drift] changes {missing}, which {source} does not have")
         picked = [rng.choice(pool) for _ in range(rows)]
         if inject_drift:
-            picked = [_drift(r, rng) for r in picked]
+            picked = [_drift(r, inject_drift, rng) for r in picked]
         out = dest / split / "data.csv"
         out.parent.mkdir(parents=True)
-        with out.open("w", newline="") as f:
+        with out.open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=fields)
             writer.writeheader()
             writer.writerows(picked)

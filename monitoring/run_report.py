@@ -20,7 +20,7 @@ from pipeline import pipeline as pipeline_lib
 from pipeline.config import PipelineConfig
 
 e = html.escape
-COLORS = {"train": "#4a7bd0", "eval": "#e08a2c", "FPR@0.5": "#c33", "FNR@0.5": "#37a"}
+COLORS = {"train": "#4a7bd0", "eval": "#e08a2c", "FPR": "#c33", "FNR": "#37a"}
 STYLE = """body{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 8px;border-bottom:1px solid #ddd;
 text-align:left;vertical-align:top}th{background:#f4f4f4}.bad{color:#b00}.ok{color:#070}
@@ -158,8 +158,10 @@ def _table(head: list[str], rows: list[list[Any]], id_: str = "") -> str:
 def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
     from pipeline.components import describe_anomalies
 
-    from runners.report import _KEY_METRICS
+    from pipeline.eval_config import key_metrics
 
+    shown = key_metrics(cfg.evaluation.decision_threshold)
+    at = f"{cfg.evaluation.decision_threshold:g}"
     stats_uri = metadata.node_artifact(summary, "StatisticsGen", "ExampleStatistics")
     schema_uri = metadata.node_artifact(summary, "ImportSchemaGen", "Schema")
     lineage = [[n["node"], n["state"], f"{n['seconds']:.1f}",
@@ -170,15 +172,15 @@ def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
         anomalies = describe_anomalies(anomalies_uri, ["train", "eval"])
     except LookupError:
         anomalies = ["ExampleValidator did not run in this run"]
-    metric_rows = [[s] + [v.get(key, "-") for _, key in _KEY_METRICS]
+    metric_rows = [[s] + [v.get(key, "-") for _, key in shown]
                    for s, v in summary["metrics"].items()]
     fairness = ""
     groups = {s: v for s, v in summary["metrics"].items()
               if cfg.dataset.sensitive and s.startswith(f"{cfg.dataset.sensitive}=")}
-    fpr, fnr = _KEY_METRICS[6][1], _KEY_METRICS[7][1]
+    fpr, fnr = dict(shown)[f"fpr@{at}"], dict(shown)[f"fnr@{at}"]
     if groups:
-        fairness = _svg_bars({"FPR@0.5": [groups[g].get(fpr, 0.0) for g in groups],
-                              "FNR@0.5": [groups[g].get(fnr, 0.0) for g in groups]},
+        fairness = _svg_bars({"FPR": [groups[g].get(fpr, 0.0) for g in groups],
+                              "FNR": [groups[g].get(fnr, 0.0) for g in groups]},
                              list(groups), width=320)
     worst, errors = [], {}
     model_dir = None
@@ -210,19 +212,19 @@ def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
 <span style="color:{COLORS['eval']}">■ eval</span> (fractions of non-missing values)</p>
 <table id="stats-table"><tr><th>feature</th><th>statistics</th><th>distribution</th></tr>
 {_stats_rows(_feature_stats(stats_uri, ["train", "eval"]))}</table>
-<p>Drift between spans: this run has one span; `fairway monitor` compares serving traffic with
-these training statistics.</p>
+<p>Drift: the DataGate compared this run's training statistics with the last accepted data
+(see Anomalies); `fairway monitor` compares serving traffic with these training statistics.</p>
 <h2 id="schema">Schema (curated)</h2>
 <table><tr><th>feature</th><th>type</th><th>domain</th><th>constraints</th>
 <th>not in</th></tr>{_schema_rows(schema_uri)}</table>
 <h2 id="anomalies">Anomalies (ExampleValidator)</h2>
 <ul>{''.join(f'<li>{e(a)}</li>' for a in anomalies) or '<li>none</li>'}</ul>
 <h2 id="evaluation">Evaluation (TFMA, per slice)</h2>
-{_table(["slice"] + [label for label, _ in _KEY_METRICS], metric_rows, "metrics-table")}
-<h3>Fairness by {e(cfg.dataset.sensitive or '-')}: FPR and FNR at 0.5</h3>
+{_table(["slice"] + [label for label, _ in shown], metric_rows, "metrics-table")}
+<h3>Fairness by {e(cfg.dataset.sensitive or '-')}: FPR and FNR at {at}</h3>
 <p>{fairness or 'no sensitive feature configured'}<br>
-<span style="color:{COLORS['FPR@0.5']}">■ FPR</span>
-<span style="color:{COLORS['FNR@0.5']}">■ FNR</span>; groups left to right:
+<span style="color:{COLORS['FPR']}">■ FPR</span>
+<span style="color:{COLORS['FNR']}">■ FNR</span>; groups left to right:
 {e(', '.join(groups))}</p>
 <h2 id="errors">Error analysis</h2>
 <p>Model: <code>{e(str(model_dir))}</code>, on the eval split; loss is the log loss.</p>

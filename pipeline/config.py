@@ -121,6 +121,45 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CompareConfig:
+    """The targets `fairway compare` checks (baseline vs MinDiff teacher vs student)."""
+
+    min_gap_cut: float = _knob(0.5, lo=0.0, hi=1.0)  # share of the baseline's FPR gap removed
+    min_student_auc: float = _knob(0.0, lo=0.0, hi=1.0)
+    min_speedup: float = _knob(3.0, lo=0.0)  # student vs teacher, batch-1 latency
+
+
+@dataclasses.dataclass(frozen=True)
+class DriftInjection:
+    """What `fairway data --new-span DIR --inject-drift` changes in the new span."""
+
+    shift: tuple[tuple[str, float], ...] = ()  # numeric column -> amount added
+    new_category: tuple[tuple[str, str], ...] = ()  # categorical column -> an unseen value
+    fraction: float = 0.3  # share of rows that get the new category
+
+
+def _drift_injection(raw: Mapping[str, Any], dataset: DatasetSpec, src: str) -> DriftInjection:
+    for key in raw:
+        if key not in {"shift", "new_category", "fraction"}:
+            _fail(src, f"inject_drift.{key}", "one of fraction, new_category, shift", key)
+    shift, new = raw.get("shift", {}), raw.get("new_category", {})
+    if not isinstance(shift, dict) or not all(
+            k in dataset.numeric and isinstance(v, (int, float)) and not isinstance(v, bool)
+            for k, v in shift.items()):
+        _fail(src, "inject_drift.shift", "a table of numeric features and amounts", shift)
+    if not isinstance(new, dict) or not all(
+            k in dataset.categorical and isinstance(v, str) and v for k, v in new.items()):
+        _fail(src, "inject_drift.new_category", "a table of categorical features and new values",
+              new)
+    fraction = raw.get("fraction", DriftInjection.fraction)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0 < fraction <= 1:
+        _fail(src, "inject_drift.fraction", "a number in (0, 1]", fraction)
+    return DriftInjection(tuple((k, float(v)) for k, v in shift.items()),
+                          tuple(new.items()), float(fraction))
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     dataset: DatasetSpec
     output_dir: pathlib.Path
@@ -128,6 +167,8 @@ class PipelineConfig:
     mindiff: MinDiffConfig = MinDiffConfig()
     distillation: DistillationConfig = DistillationConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    compare: CompareConfig = CompareConfig()
+    inject_drift: DriftInjection = DriftInjection()
     sample: int | None = None  # rows per split; None runs the full data
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
@@ -339,7 +380,8 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     raw = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
     for table, values in (overrides or {}).items():
         raw.setdefault(table, {}).update(values)
-    known = {"dataset", "training", "mindiff", "distillation", "evaluation", "pipeline"}
+    known = {"dataset", "training", "mindiff", "distillation", "evaluation", "compare",
+             "inject_drift", "pipeline"}
     for key in raw:
         if key not in known:
             _fail(src, key, f"one of the tables {sorted(known)}", key)
@@ -358,6 +400,8 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     evaluation = _section(raw.get("evaluation", {}), EvaluationConfig, "evaluation", src)
     mindiff = _section(raw.get("mindiff", {}), MinDiffConfig, "mindiff", src)
     distillation = _section(raw.get("distillation", {}), DistillationConfig, "distillation", src)
+    compare = _section(raw.get("compare", {}), CompareConfig, "compare", src)
+    inject_drift = _drift_injection(raw.get("inject_drift", {}), dataset, src)
     if (mindiff.weight > 0 or distillation.mindiff_weight > 0) and not dataset.groups:
         _fail(src, "dataset.groups", "two values of the sensitive feature (MinDiff is on)", [])
     pipe = raw.get("pipeline", {})
@@ -380,7 +424,8 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
         _fail(src, "sample", "a whole number of rows >= 100", sample)
     return PipelineConfig(
         dataset=dataset, output_dir=pathlib.Path(out).resolve(), training=training,
-        mindiff=mindiff, distillation=distillation, evaluation=evaluation, sample=sample,
+        mindiff=mindiff, distillation=distillation, evaluation=evaluation, compare=compare,
+        inject_drift=inject_drift, sample=sample,
         beam_args=tuple(beam_args),
         enable_cache=enable_cache, mysql=mysql)
 

@@ -10,6 +10,17 @@ from pipeline import tfma_metrics
 from pipeline.config import PipelineConfig
 
 
+def key_metrics(threshold: float) -> tuple[tuple[str, str], ...]:
+    """(column label, metric key) of the metrics reports show, the rates at `threshold` (the
+    decision threshold; Fairness Indicators computes them at evaluation.fairness_thresholds)."""
+    fi = "fairness_indicators_metrics/{}@{:g}"
+    return (("count", "example_count"), ("auc", "auc"), ("accuracy", "binary_accuracy"),
+            ("precision", "precision"), ("recall", "recall"), ("calibration", "calibration"),
+            (f"fpr@{threshold:g}", fi.format("false_positive_rate", threshold)),
+            (f"fnr@{threshold:g}", fi.format("false_negative_rate", threshold)),
+            ("fpr gap", "false_positive_rate_gap"))
+
+
 def _overall(threshold: tfma.MetricThreshold) -> list[tfma.PerSliceMetricThreshold]:
     # Gate on the overall slice only: tiny slices have noisy (or undefined) metrics.
     return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
@@ -54,7 +65,8 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
         # TFMA 0.47 has no built-in FairnessIndicators: it comes from fairness-indicators.
         tfma.MetricConfig(class_name="FairnessIndicators",
                           module="fairness_indicators.fairness_indicators_metrics",
-                          config=json.dumps({"thresholds": list(ev.fairness_thresholds)})),
+                          config=json.dumps({"thresholds": sorted(
+                              {*ev.fairness_thresholds, ev.decision_threshold})})),
         tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps({"num_buckets": 100})),
         *_fairness_gate(cfg),
     ]

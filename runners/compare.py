@@ -20,10 +20,6 @@ from pipeline.config import FairwayError, PipelineConfig
 
 VARIANTS = {"baseline": pipeline_lib.BASELINE, "teacher": pipeline_lib.TEACHER,
             "student": pipeline_lib.STUDENT}
-# Targets from the issue; the AUC cost and parameter ratio come from the config.
-MIN_GAP_CUT = 0.5  # MinDiff must remove at least half of the baseline's FPR gap
-MIN_STUDENT_AUC = 0.90
-MIN_SPEEDUP = 3.0  # student vs teacher, batch-1 latency
 LATENCY_CALLS = {1: 1000, 256: 100}  # p50 over this many calls per batch size
 
 
@@ -156,21 +152,25 @@ def measure(cfg: PipelineConfig, summary: dict[str, Any], progress=print) -> dic
 
 
 def checks(result: dict[str, Any], cfg: PipelineConfig) -> list[dict[str, Any]]:
-    """The issue's targets, each with the measured value and whether it was met."""
+    """The config's [compare] targets, each with the measured value and whether it was met."""
     b, t, s = (result["models"][k] for k in ("baseline", "teacher", "student"))
+    target = cfg.compare
     cut = 1 - t["fpr_gap"] / b["fpr_gap"] if b["fpr_gap"] else float("nan")
     speedup = (t["latency"]["batch_1"]["graph"]["p50_ms"]
                / s["latency"]["batch_1"]["graph"]["p50_ms"])
     rows = [
-        ("MinDiff cuts the FPR gap (vs baseline)", cut, f">= {MIN_GAP_CUT:.0%}", cut >= MIN_GAP_CUT),
+        ("MinDiff cuts the FPR gap (vs baseline)", cut, f">= {target.min_gap_cut:.0%}",
+         cut >= target.min_gap_cut),
         ("AUC cost of MinDiff", b["auc"] - t["auc"], f"<= {cfg.evaluation.max_auc_drop}",
          b["auc"] - t["auc"] <= cfg.evaluation.max_auc_drop),
-        ("student AUC", s["auc"], f">= {MIN_STUDENT_AUC}", s["auc"] >= MIN_STUDENT_AUC),
+        ("student AUC", s["auc"], f">= {target.min_student_auc}",
+         s["auc"] >= target.min_student_auc),
         ("student AUC below teacher", t["auc"] - s["auc"], "<= 0.01", t["auc"] - s["auc"] <= 0.01),
         ("student / teacher parameters", s["params"] / t["params"],
          f"<= {cfg.distillation.max_param_ratio}",
          s["params"] / t["params"] <= cfg.distillation.max_param_ratio),
-        ("batch-1 speed-up of the student (graph p50)", speedup, f">= {MIN_SPEEDUP}x", speedup >= MIN_SPEEDUP),
+        ("batch-1 speed-up of the student (graph p50)", speedup, f">= {target.min_speedup}x",
+         speedup >= target.min_speedup),
     ]
     return [{"check": c, "value": v, "target": tgt, "met": bool(ok)} for c, v, tgt, ok in rows]
 

@@ -3,16 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-_FI = "fairness_indicators_metrics/{}@{}"
-# (column label, metric key) shown in the text report; --json has every metric.
-_KEY_METRICS = (("count", "example_count"), ("auc", "auc"), ("accuracy", "binary_accuracy"),
-                ("precision", "precision"), ("recall", "recall"), ("calibration", "calibration"),
-                ("fpr@0.5", _FI.format("false_positive_rate", 0.5)),
-                ("fnr@0.5", _FI.format("false_negative_rate", 0.5)),
-                ("fpr gap", "false_positive_rate_gap"))
+from pipeline.eval_config import key_metrics
 
-
-def text(summary: dict[str, Any]) -> str:
+def text(summary: dict[str, Any], threshold: float = 0.5) -> str:
+    """`threshold`: the decision threshold the rates are shown at."""
     lines = [f"Run {summary['run_id']} of {summary['pipeline']}", ""]
     if "engine" in summary:
         lines[-1:] = [f"Beam components ran on {summary['engine']['name']} at "
@@ -27,7 +21,7 @@ def text(summary: dict[str, Any]) -> str:
                          f"{a['duration'] / 1000:.1f}s) {a['name']}")
     if summary["metrics"]:
         lines += ["", "Evaluation (candidate model)"]
-        shown = [(label, key) for label, key in _KEY_METRICS
+        shown = [(label, key) for label, key in key_metrics(threshold)
                  if any(key in v for v in summary["metrics"].values())]
         lines.append(f"{'slice':40}" + "".join(f"{label:>13}" for label, _ in shown))
         for slice_name, values in summary["metrics"].items():
