@@ -176,35 +176,71 @@ def taxi(dest: pathlib.Path, log=print) -> pathlib.Path:
     return dest
 
 
-def _csv_files(folder: pathlib.Path) -> list[pathlib.Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == ".csv")
+def _write_rows(path: pathlib.Path, header, rows) -> None:
+    """A CSV file the pipeline reads back as written (quoting where a field needs it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
 
 
-def sample(src: pathlib.Path, dest: pathlib.Path, rows: int, seed: int = 0) -> pathlib.Path:
-    """A fixed random sample of `rows` rows per split folder (or of the flat CSVs)."""
+def sample(splits: dict[str, list[pathlib.Path]], dest: pathlib.Path, rows: int,
+           seed: int = 0) -> pathlib.Path:
+    """A fixed random sample of `rows` rows per split ("" for unsplit data) in dest."""
+    from data import csvfile
+
     if dest.is_dir():  # same sample as last time: keeps CsvExampleGen's cache valid
         return dest
-    splits = [d.name for d in sorted(src.iterdir()) if d.is_dir()] or [""]
     with _staged(dest) as tmp:
-        for split in splits:
-            header, body = None, []
-            for f in _csv_files(src / split):
-                lines = f.read_text().splitlines()
-                header = header or lines[0]
-                if lines[0] != header:
-                    raise DataError(f"{f}: header differs from the other CSV files in {src / split}")
-                body.extend(l for l in lines[1:] if l)
-            if header is None:
-                raise DataError(f"{src / split}: no .csv files to sample from")
-            picked = random.Random(seed).sample(body, min(rows, len(body)))
-            out = tmp / split / "data.csv"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text("\n".join([header, *picked]) + "\n")
+        for split, files in splits.items():
+            header, body = csvfile.read_rows(files)
+            records = [fields for _, _, fields in body]
+            picked = random.Random(seed).sample(records, min(rows, len(records)))
+            _write_rows(tmp / split / "data.csv", header, picked)
     return dest
 
 
+def stratified_split(files: list[pathlib.Path], label: str, dest: pathlib.Path,
+                     seed: int = 0) -> pathlib.Path:
+    """dest/{train,eval}/data.csv: 2:1 within each label value, so both splits keep the
+    label's balance (a hash split of a small or skewed dataset may not)."""
+    from data import csvfile
+
+    if dest.is_dir():
+        return dest
+    header, body = csvfile.read_rows(files)
+    if label not in header:
+        raise DataError(f"{files[0]}: no column '{label}' (dataset.label) to stratify on; "
+                        f"columns: {list(header)}")
+    by_label: dict[str, list[list[str]]] = {}
+    for _, _, fields in body:
+        by_label.setdefault(fields[header.index(label)], []).append(fields)
+    train, evaluation = [], []
+    rng = random.Random(seed)
+    for value in sorted(by_label):
+        group = by_label[value]
+        rng.shuffle(group)
+        cut = len(group) // 3
+        evaluation += group[:cut]
+        train += group[cut:]
+    with _staged(dest) as tmp:
+        _write_rows(tmp / "train" / "data.csv", header, train)
+        _write_rows(tmp / "eval" / "data.csv", header, evaluation)
+    return dest
+
+
+def fingerprint(files: Iterable[pathlib.Path]) -> str:
+    """Changes when a file is added, removed or edited (path, size and mtime, as TFX's own
+    input fingerprint): names the derived sample or split, so an edit is never reused stale."""
+    return sha256("\n".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}"
+                            for f in sorted(files)).encode())[:8]
+
+
 def prepare(cfg, log=print):
-    """The input CsvExampleGen reads: obtained, verified and (optionally) sampled."""
+    """The input CsvExampleGen reads: obtained, checked, split (stratified, if configured)
+    and sampled (if asked)."""
+    from data import csvfile
     from pipeline.pipeline import Input  # imports TFX: only when a run is prepared
 
     ds = cfg.dataset
@@ -216,12 +252,19 @@ def prepare(cfg, log=print):
         base = ds.csv_dir
         if base is None or not base.is_dir():
             raise DataError(f"{base}: folder of CSV files not found")
-        if not any(base.glob("*.csv")) and not any(base.glob("*/*.csv")):
-            raise DataError(f"{base}: contains no .csv files (expected train/ and eval/ "
-                            f"subfolders, or CSV files to split)")
+    scan = csvfile.scan(base)  # names the file and line of any problem, before anything runs
+    missing = [c for c in (*ds.features, ds.label) if c not in next(iter(scan.headers.values()))]
+    if missing:
+        raise DataError(f"{scan.files[0]}: no column(s) {missing}; the config "
+                        f"(dataset.numeric/categorical/label) expects them")
+    splits = scan.splits
+    tag = fingerprint(scan.files)
+    if ds.split == "stratified" and "" in splits:
+        base = stratified_split(splits[""], ds.label, cfg.input_dir / f"split-{tag}")
+        splits = {s: [base / s / "data.csv"] for s in ("train", "eval")}
+        log(f"[data] split 2:1 by label: {base}")
     if cfg.sample:
-        tag = sha256(str(base).encode())[:8]
-        base = sample(base, cfg.input_dir / f"sample-{cfg.sample}-{tag}", cfg.sample)
+        base = sample(splits, cfg.input_dir / f"sample-{cfg.sample}-{tag}", cfg.sample)
         log(f"[data] using a sample of {cfg.sample} rows per split: {base}")
     return Input(base, presplit=(base / "train").is_dir() and (base / "eval").is_dir(),
                  schema=stage_schema(ds.schema_file, cfg.input_dir / "schema"))

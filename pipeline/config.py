@@ -56,6 +56,7 @@ class DatasetSpec:
     label_map: tuple[tuple[str, int], ...] = ()
     optional: tuple[str, ...] = ()  # features the schema lets be missing (read from it)
     max_vocab: int = 200  # categorical vocabularies keep the most frequent values; rest -> OOV
+    split: str = "hash"  # unsplit data: "hash" (2:1 by ExampleGen) or "stratified" (by label)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -227,7 +228,7 @@ def _str_list(raw: Mapping[str, Any], key: str, src: str, required: bool = True)
 
 def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> DatasetSpec:
     known = {"name", "source", "numeric", "categorical", "label", "sensitive", "groups", "slices",
-             "csv_dir", "schema", "label_map", "max_vocab"}
+             "csv_dir", "schema", "label_map", "max_vocab", "split"}
     for key in raw:
         if key not in known:
             _fail(src, f"dataset.{key}", f"one of {sorted(known)}", key)
@@ -286,11 +287,14 @@ def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> 
     max_vocab = raw.get("max_vocab", DatasetSpec.max_vocab)
     if isinstance(max_vocab, bool) or not isinstance(max_vocab, int) or max_vocab < 1:
         _fail(src, "dataset.max_vocab", "a whole number >= 1", max_vocab)
+    split = raw.get("split", DatasetSpec.split)
+    if split not in ("hash", "stratified"):
+        _fail(src, "dataset.split", "'hash' or 'stratified'", split)
     return DatasetSpec(
         name=name, source=source, numeric=numeric, categorical=categorical, label=label,
         sensitive=sensitive, groups=tuple(groups), slices=tuple(slices), csv_dir=csv_dir,
         schema_path=(base / schema).resolve() if schema else None,
-        label_map=tuple(sorted(label_map.items())), max_vocab=max_vocab)
+        label_map=tuple(sorted(label_map.items())), max_vocab=max_vocab, split=split)
 
 
 def _with_schema(dataset: DatasetSpec, src: str) -> DatasetSpec:

@@ -1,3 +1,4 @@
+import csv
 import io
 import zipfile
 
@@ -82,21 +83,58 @@ def test_clean_taxi_derives_the_label(write):
     assert "tips" not in acquire.TAXI_COLUMNS
 
 
-def test_sample_is_deterministic_and_keeps_splits(write, tmp_path):
+def _splits(root):
+    return {s: sorted((root / s).glob("*.csv")) for s in ("train", "eval")}
+
+
+def test_sample_is_deterministic_and_keeps_splits_and_quoted_newlines(write, tmp_path):
     for split in ("train", "eval"):
-        write(f"src/{split}/a.csv", "x,y\n" + "".join(f"{i},{split}\n" for i in range(50)))
-    a = acquire.sample(tmp_path / "src", tmp_path / "s1", 10)
-    b = acquire.sample(tmp_path / "src", tmp_path / "s2", 10)
+        write(f"src/{split}/a.csv", 'x,y\n' + "".join(f'{i},"{split}\nline 2, ü"\n'
+                                                     for i in range(50)))
+    a = acquire.sample(_splits(tmp_path / "src"), tmp_path / "s1", 10)
+    b = acquire.sample(_splits(tmp_path / "src"), tmp_path / "s2", 10)
     for split in ("train", "eval"):
-        lines = (a / split / "data.csv").read_text().splitlines()
-        assert lines[0] == "x,y" and len(lines) == 11
-        assert all(l.endswith(split) for l in lines[1:])
-        assert lines == (b / split / "data.csv").read_text().splitlines()
+        with (a / split / "data.csv").open(newline="") as f:
+            rows = list(csv.reader(f))
+        assert rows[0] == ["x", "y"] and len(rows) == 11
+        assert all(r[1] == f"{split}\nline 2, ü" for r in rows[1:])
+        assert (a / split / "data.csv").read_text() == (b / split / "data.csv").read_text()
 
 
 def test_sample_rejects_mismatched_headers(write, tmp_path):
     write("src/a.csv", "x,y\n1,2\n")
     write("src/b.csv", "x,z\n1,2\n")
-    with pytest.raises(acquire.DataError, match="header differs"):
-        acquire.sample(tmp_path / "src", tmp_path / "s", 10)
+    with pytest.raises(acquire.DataError, match="differ from"):
+        acquire.sample({"": sorted((tmp_path / "src").glob("*.csv"))}, tmp_path / "s", 10)
     assert not (tmp_path / "s").exists()
+
+
+def test_stratified_split_keeps_the_label_balance(write, tmp_path):
+    # 90 negatives, 9 positives: a hash split may leave eval with almost none.
+    write("src/a.csv", "x,y\n" + "".join(f"{i},{int(i % 11 == 0)}\n" for i in range(99)))
+    out = acquire.stratified_split([tmp_path / "src" / "a.csv"], "y", tmp_path / "split")
+    counts = {}
+    for split in ("train", "eval"):
+        with (out / split / "data.csv").open() as f:
+            labels = [r["y"] for r in csv.DictReader(f)]
+        counts[split] = (labels.count("0"), labels.count("1"))
+    assert counts == {"train": (60, 6), "eval": (30, 3)}
+
+
+def test_the_sample_is_renamed_when_the_data_is_edited(write, tmp_path):
+    f = write("src/a.csv", "x,y\n1,0\n")
+    before = acquire.fingerprint([f])
+    write("src/a.csv", "x,y\n1,0\n2,1\n")
+    assert acquire.fingerprint([f]) != before
+
+
+def test_prepare_names_the_file_of_bad_input_and_the_missing_columns(write, tmp_path):
+    from pipeline import config
+
+    cfg = config.preset("census", data_dir=write("d/a.csv", "x\n1\n").parent,
+                        output_dir=tmp_path / "out")
+    with pytest.raises(acquire.DataError, match=r"a.csv: no column\(s\) \['age'"):
+        acquire.prepare(cfg, log=lambda *_: None)
+    (tmp_path / "d" / "a.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00garbage")
+    with pytest.raises(acquire.DataError, match=r"a.csv: line 1.*(NUL|UTF-8)"):
+        acquire.prepare(cfg, log=lambda *_: None)
