@@ -195,7 +195,8 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--rows", type=_positive, default=2000, help="rows per split (2000)")
     data.add_argument("--seed", type=int, default=2, help="seed of the new span (2)")
     data.add_argument("--inject-drift", action="store_true",
-                      help="census: age +8 years and a new workclass on 30%% of rows")
+                      help="apply the config's [inject_drift] (census: age +8 years and a new "
+                           "workclass on 30%% of rows)")
 
     init = sub.add_parser("init", help="write a config (TOML) and a curated schema for your own "
                                        "CSV data, decided from the data")
@@ -429,13 +430,14 @@ def cmd_status(args) -> int:
 def cmd_data(args) -> int:
     from data import acquire
 
-    data = acquire.prepare(_config(args))
+    cfg = _config(args)
+    data = acquire.prepare(cfg)
     if args.new_span:
         import pathlib
 
         from data import spans
         dest = spans.write(data.base, pathlib.Path(args.new_span), args.rows, args.seed,
-                           args.inject_drift)
+                           cfg.inject_drift if args.inject_drift else None)
         print(f"new span{' with injected drift' if args.inject_drift else ''}: {dest} "
               f"(run it with `fairway run --data {dest}`)")
         return 0
