@@ -250,8 +250,8 @@ def prepare(cfg, log=print):
         base = taxi(data_home() / "taxi", log)
     else:
         base = ds.csv_dir
-        if base is None or not base.is_dir():
-            raise DataError(f"{base}: folder of CSV files not found")
+        if base is None or not base.exists():
+            raise DataError(f"{base}: CSV file or folder not found (dataset.csv_dir or --data)")
     scan = csvfile.scan(base)  # names the file and line of any problem, before anything runs
     missing = [c for c in (*ds.features, ds.label) if c not in next(iter(scan.headers.values()))]
     if missing:
@@ -259,6 +259,12 @@ def prepare(cfg, log=print):
                         f"(dataset.numeric/categorical/label) expects them")
     splits = scan.splits
     tag = fingerprint(scan.files)
+    if base.is_file():  # ExampleGen reads folders: one of its own, holding a link to the file
+        folder = cfg.input_dir / f"file-{tag}"
+        if not folder.is_dir():
+            with _staged(folder) as tmp:
+                (tmp / base.name).symlink_to(base.resolve())
+        base = folder
     if ds.split == "stratified" and "" in splits:
         base = stratified_split(splits[""], ds.label, cfg.input_dir / f"split-{tag}")
         splits = {s: [base / s / "data.csv"] for s in ("train", "eval")}

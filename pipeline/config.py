@@ -50,7 +50,8 @@ class DatasetSpec:
     sensitive: str | None = None
     groups: tuple[str, ...] = ()  # (protected, reference) values of `sensitive`
     slices: tuple[tuple[str, ...], ...] = ()
-    csv_dir: pathlib.Path | None = None  # train/ + eval/ subfolders, or plain CSVs to split
+    # A CSV file, a folder of CSVs (split by ExampleGen), or a folder with train/ + eval/.
+    csv_dir: pathlib.Path | None = None
     schema_path: pathlib.Path | None = None
     # Raw label value -> 1/0, for a label written as two strings (e.g. Yes/No); ExampleGen maps.
     label_map: tuple[tuple[str, int], ...] = ()
@@ -272,7 +273,8 @@ def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> 
     csv_dir = raw.get("csv_dir")
     if source == "csv":
         if not isinstance(csv_dir, str):
-            _fail(src, "dataset.csv_dir", "a folder of CSV files (source = 'csv')", csv_dir)
+            _fail(src, "dataset.csv_dir", "a CSV file or a folder of them (source = 'csv')",
+                  csv_dir)
         csv_dir = (base / csv_dir).resolve()
     elif csv_dir is not None:
         _fail(src, "dataset.csv_dir", f"nothing for source '{source}' (use --data DIR)", csv_dir)
@@ -394,8 +396,8 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     dataset = _dataset_from_dict(raw["dataset"], src, base)
     if data_dir is not None:
         data_dir = pathlib.Path(data_dir).resolve()
-        if not data_dir.is_dir():
-            _fail("--data", "data", "an existing folder of CSV files", str(data_dir))
+        if not data_dir.exists():
+            _fail("--data", "data", "an existing CSV file or folder of them", str(data_dir))
         dataset = dataclasses.replace(dataset, source="csv", csv_dir=data_dir)
     if not dataset.schema_file.is_file():
         _fail(src, "dataset.schema", "an existing schema.pbtxt", str(dataset.schema_file))

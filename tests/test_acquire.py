@@ -1,3 +1,4 @@
+import dataclasses
 import csv
 import io
 import zipfile
@@ -138,3 +139,16 @@ def test_prepare_names_the_file_of_bad_input_and_the_missing_columns(write, tmp_
     (tmp_path / "d" / "a.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00garbage")
     with pytest.raises(acquire.DataError, match=r"a.csv: line 1.*(NUL|UTF-8)"):
         acquire.prepare(cfg, log=lambda *_: None)
+
+
+def test_a_single_csv_file_is_read_alone_even_beside_other_files(write, tmp_path):
+    from pipeline import config
+
+    f = write("d/a.csv", "age,income\n" + "".join(f"{20 + i},{i % 2}\n" for i in range(30)))
+    write("d/notes.txt", "not data")
+    cfg = config.preset("census", data_dir=tmp_path / "d", output_dir=tmp_path / "out")
+    cfg = dataclasses.replace(cfg, dataset=dataclasses.replace(
+        cfg.dataset, csv_dir=f, numeric=("age",), categorical=()))
+    data = acquire.prepare(cfg, log=lambda *_: None)
+    assert [p.name for p in data.base.iterdir()] == ["a.csv"] and not data.presplit
+    assert (data.base / "a.csv").read_text() == f.read_text()
