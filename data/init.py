@@ -522,7 +522,7 @@ def toml_text(c: Choices, header: str) -> str:
 def default_name(path: pathlib.Path) -> str:
     """The file's or folder's name as a dataset name: letters, digits, '_', '-', starting
     with a letter."""
-    stem = path.stem if path.is_file() else path.resolve().name
+    stem = path.resolve().name if path.is_dir() else path.stem
     name = re.sub(r"^[^A-Za-z]+", "", re.sub(r"[^A-Za-z0-9_-]+", "_", stem)).strip("_-")
     return name or "dataset"
 
