@@ -19,9 +19,20 @@ import re
 from collections import Counter
 from typing import Callable, Sequence
 
+import numpy as np
+import pandas as pd
+import tensorflow_data_validation as tfdv
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx_bsl.coders import csv_decoder
+
 from data import csvfile
 from data.acquire import DataError
+from modules import model as model_lib
 from pipeline.config import _FEATURE_RE, _NAME_RE, ConfigError, DatasetSpec, FairwayError, load
+
+# CsvExampleGen's column types: UNKNOWN (only empty cells) < INT < FLOAT < STRING.
+ColumnType = csv_decoder.ColumnType
 
 MIN_ROWS, MIN_SPLIT_ROWS, MIN_CLASS_ROWS = 50, 20, 10
 HIGH_CARDINALITY = 100  # more distinct values than this (or > half unique): no string domain
@@ -75,7 +86,6 @@ class Data:
     source: pathlib.Path
     columns: dict[str, Column]
     splits: dict[str, range]  # rows of each split ("" when unsplit)
-    files: int
 
     @property
     def rows(self) -> int:
@@ -91,8 +101,6 @@ class Data:
 
 
 def _read(scan: csvfile.Scan, source: pathlib.Path) -> Data:
-    from tfx_bsl.coders import csv_decoder
-
     # The function CsvExampleGen's ColumnTypeInferrer applies to each cell (bytes): the very
     # rule the pipeline uses, not a copy of it.
     infer = csv_decoder._InferValueType  # pylint: disable=protected-access
@@ -103,7 +111,7 @@ def _read(scan: csvfile.Scan, source: pathlib.Path) -> Data:
         this, rows = csvfile.read_rows(files)
         order = [columns[n] for n in this]  # eval/ may order the columns differently
         for col in order:
-            col.types[split] = csv_decoder.ColumnType.UNKNOWN
+            col.types[split] = ColumnType.UNKNOWN
         for f, line, fields in rows:
             for col, cell in zip(order, fields):
                 if not cell:
@@ -116,15 +124,12 @@ def _read(scan: csvfile.Scan, source: pathlib.Path) -> Data:
                     col.first[split, typ] = (f, line, cell)
         end = len(order[0].cells)
         splits[split], start = range(start, end), end
-    return Data(source, columns, splits, len(scan.files))
+    return Data(source, columns, splits)
 
 
 def _typed(col: Column, typ) -> list:
     """The values CsvExampleGen writes for the column's cells (None: missing)."""
-    from tfx_bsl.coders import csv_decoder
-
-    T = csv_decoder.ColumnType
-    conv = {T.INT: int, T.FLOAT: float}.get(typ, str)
+    conv = {ColumnType.INT: int, ColumnType.FLOAT: float}.get(typ, str)
     return [None if c is None else conv(c) for c in col.cells]
 
 
@@ -132,8 +137,6 @@ def _key(value) -> str:
     """The label value as pipeline.example_gen looks it up in label_map: str() of the value
     TFX wrote (an INT, a float32 or the text)."""
     if isinstance(value, float):
-        import numpy as np
-
         return str(float(np.float32(value)))
     return str(value)
 
@@ -146,8 +149,6 @@ def _counts(counter: Counter, limit: int = 10) -> str:
 
 def _label_map(data: Data, label: str, positive: str | None) -> dict[str, int] | None:
     """None for a 0/1 INT label; else {positive: 1, other: 0}. Refuses other labels."""
-    from tfx_bsl.coders import csv_decoder
-
     src, col = data.source, data.columns[label]
     missing = len(col.cells) - col.present()
     if missing:
@@ -157,7 +158,7 @@ def _label_map(data: Data, label: str, positive: str | None) -> dict[str, int] |
     if len(counts) != 2:
         raise DataError(f"{src}: label column '{label}': {len(counts)} distinct value(s) "
                         f"{_counts(counts)}: expected exactly two classes")
-    numeric01 = col.type != csv_decoder.ColumnType.STRING and {float(k) for k in counts} == {0, 1}
+    numeric01 = col.type != ColumnType.STRING and {float(k) for k in counts} == {0, 1}
     if numeric01:  # 0/1 (or 0.0/1.0): the positive class is 1
         one = next(k for k in counts if float(k) == 1)
         if positive is not None and positive not in (one, "1"):
@@ -173,14 +174,12 @@ def _label_map(data: Data, label: str, positive: str | None) -> dict[str, int] |
     if small:
         raise DataError(f"{src}: label column '{label}': only {counts[small[0]]} rows of class "
                         f"{small[0]!r}: expected at least {MIN_CLASS_ROWS} rows of each class")
-    if col.type == csv_decoder.ColumnType.INT and numeric01:
+    if col.type == ColumnType.INT and numeric01:
         return None
     return {positive: 1, **{k: 0 for k in counts if k != positive}}
 
 
 def _check_columns(data: Data, label: str, ignore: Sequence[str]) -> None:
-    from tfx_bsl.coders import csv_decoder
-
     src = data.source
     for name in ignore:
         if name not in data.columns:
@@ -199,7 +198,7 @@ def _check_columns(data: Data, label: str, ignore: Sequence[str]) -> None:
                             f"'_' (not starting with a digit): rename it in the header, e.g. "
                             f"'{re.sub(r'[^A-Za-z0-9_]+', '_', name).strip('_') or 'col'}', "
                             f"or leave it out with --ignore '{name}'")
-        split_types = {s: t for s, t in col.types.items() if t != csv_decoder.ColumnType.UNKNOWN}
+        split_types = {s: t for s, t in col.types.items() if t != ColumnType.UNKNOWN}
         if len(set(split_types.values())) > 1:
             (lo_split, lo), (hi_split, hi) = sorted(split_types.items(), key=lambda kv: kv[1])
             raise DataError(f"{src}: column '{name}': {lo.name} in {lo_split}/ but {hi.name} in "
@@ -218,7 +217,7 @@ def _check_columns(data: Data, label: str, ignore: Sequence[str]) -> None:
             value = next(c for c in col.cells if c is not None)
             raise DataError(f"{src}: column '{name}' has one value ({value!r}) on every row "
                             f"that has one: a constant teaches the model nothing{hint}")
-        if col.type == csv_decoder.ColumnType.STRING and distinct == present:
+        if col.type == ColumnType.STRING and distinct == present:
             raise DataError(f"{src}: column '{name}': all {present:,} values are different "
                             f"strings (an id or a name?): expected a categorical column{hint}")
 
@@ -235,10 +234,8 @@ def _check_rows(data: Data) -> None:
 
 
 def _groups(data: Data, sensitive: str, groups: Sequence[str] | None, label: str,
-            ignore: Sequence[str], log) -> tuple[str, str] | None:
+            label_map: dict | None, ignore: Sequence[str], log) -> tuple[str, str] | None:
     """The (protected, reference) groups, or None after printing the choice (no --groups)."""
-    from tfx_bsl.coders import csv_decoder
-
     src = data.source
     if sensitive not in data.columns:
         raise DataError(f"{src}: no sensitive column '{sensitive}': expected one of the columns "
@@ -247,7 +244,7 @@ def _groups(data: Data, sensitive: str, groups: Sequence[str] | None, label: str
     if sensitive == label or sensitive in ignore:
         raise ConfigError(f"--sensitive {sensitive}: expected a feature column (not the label "
                           f"nor an --ignore'd column)")
-    if col.type != csv_decoder.ColumnType.STRING:
+    if col.type != ColumnType.STRING:
         raise DataError(f"{src}: sensitive column '{sensitive}' is {col.type.name} (e.g. "
                         f"{data.where(col, col.type)}): expected a categorical (text) column "
                         f"whose values name the groups")
@@ -269,23 +266,33 @@ def _groups(data: Data, sensitive: str, groups: Sequence[str] | None, label: str
     if unknown:
         raise ConfigError(f"--groups: {unknown[0]!r} is not a value of '{sensitive}' in {src} "
                           f"(values: {_counts(counts, 20)})")
+    # MinDiff needs negatives of both groups, the FPR/FNR gaps both classes.
+    per_group = Counter(zip(col.cells, _labels(data, label, label_map)))
+    for g in groups:
+        for y in (0, 1):
+            if per_group[g, y] < MIN_CLASS_ROWS:
+                raise DataError(f"{src}: group {g!r} of '{sensitive}' has {per_group[g, y]} rows "
+                                f"of label {y}: expected at least {MIN_CLASS_ROWS} of each class "
+                                f"in each group (MinDiff and the fairness gate compare them)")
     return groups[0], groups[1]
 
 
-def _frame(data: Data, label: str, label_map: dict | None):
-    import pandas as pd
-    from tfx_bsl.coders import csv_decoder
+def _labels(data: Data, label: str, label_map: dict | None) -> list[int]:
+    """The 0/1 label of every row, as ExampleGen writes it."""
+    values = _typed(data.columns[label], data.columns[label].type)
+    return [label_map[_key(v)] for v in values] if label_map else [int(v) for v in values]
 
-    T = csv_decoder.ColumnType
+
+def _frame(data: Data, label: str, label_map: dict | None):
     frame = {}
     for name, col in data.columns.items():
+        if name == label:
+            frame[name] = pd.array(_labels(data, label, label_map), dtype="Int64")
+            continue
         values = _typed(col, col.type)
-        if name == label and label_map:
-            values = [label_map[_key(v)] for v in values]
-            frame[name] = pd.array(values, dtype="Int64")
-        elif col.type == T.INT or name == label:
+        if col.type == ColumnType.INT:
             frame[name] = pd.array(values, dtype="Int64")  # keeps missing cells missing
-        elif col.type == T.FLOAT:
+        elif col.type == ColumnType.FLOAT:
             frame[name] = pd.array(values, dtype="float64")  # NaN -> missing
         else:
             frame[name] = pd.Series(values, dtype=object)  # None -> missing
@@ -293,8 +300,6 @@ def _frame(data: Data, label: str, label_map: dict | None):
 
 
 def _comparator(feature):
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
     return "infinity_norm" if feature.type == schema_pb2.BYTES else "jensen_shannon_divergence"
 
 
@@ -315,8 +320,6 @@ def _floor(x: float) -> float:
 
 def _thresholds(frame, schema, names: Sequence[str]) -> dict[str, tuple[float, float]]:
     """(measured, threshold) per feature: the distance between two random halves of the data."""
-    import tensorflow_data_validation as tfdv
-
     probe = type(schema)()
     probe.CopyFrom(schema)
     _set_comparators(probe, {n: 0.0 for n in names})
@@ -336,9 +339,6 @@ def _thresholds(frame, schema, names: Sequence[str]) -> dict[str, tuple[float, f
 def _curate(data: Data, stats, frame, label: str, label_map, ignore, log):
     """TFDV's inferred schema, adjusted to Fairway's rules (SCHEMA_RULES); returns the schema
     and a comment per feature."""
-    import tensorflow_data_validation as tfdv
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
     schema = tfdv.infer_schema(stats, infer_feature_shape=False)
     comments: dict[str, list[str]] = {}
     keep_domains = set()
@@ -401,8 +401,6 @@ def _curate(data: Data, stats, frame, label: str, label_map, ignore, log):
 def schema_text(schema, comments: dict[str, list[str]], header: str) -> str:
     """The schema as text proto: the header and the rules, then each feature after its
     comments, then the string domains and environments."""
-    from google.protobuf import text_format
-
     parts = [header + "# Curate it by hand as you learn the data.\n#\n" + SCHEMA_RULES + "\n"]
     for feature in schema.feature:
         body = text_format.MessageToString(feature, as_utf8=True).rstrip("\n")
@@ -422,8 +420,6 @@ def _teacher(data: Data, numeric: list[str], categorical: list[str],
     (the Trainer stops otherwise), and the student/teacher parameter ratio. Vocabulary sizes
     are estimated from the data: the distinct values (at most dataset.max_vocab, the config's
     default) + the OOV bucket + the missing token."""
-    from modules import model as model_lib
-
     vocab = {k: min(len(set(data.columns[k].cells) - {None}), DatasetSpec.max_vocab) + 2
              for k in categorical}
     indicators = [f"{k}_missing" for k in numeric if k in optional]
@@ -569,23 +565,25 @@ def run(csv: str, label: str, *, positive: str | None = None, sensitive: str | N
     log(f"[init] checking {source} ...")
     scan = csvfile.scan(source)
     csv_dir = _csv_dir(source)
+    if out.resolve() in [csv_dir / split for split in scan.splits]:  # "" -> csv_dir
+        raise ConfigError(f"--to {out}: the pipeline reads every file in {out.resolve()} as CSV "
+                          f"data: write the config elsewhere (e.g. --to {csv_dir.parent})")
     split_rows = ", ".join(f"{s} {n:,}" for s, n in scan.rows.items() if s)
     log(f"[init] reading {len(scan.files)} file{'s' * (len(scan.files) > 1)} "
         f"({sum(scan.rows.values()):,} rows{': ' + split_rows if split_rows else ''}) ...")
     data = _read(scan, source)
     _check_rows(data)
     _check_columns(data, label, ignore)
+    if not set(data.columns) - {label, *ignore}:
+        raise ConfigError(f"--ignore: no feature column left in {source} besides the label")
     label_map = _label_map(data, label, positive)
     chosen = None
     if sensitive is not None:
-        chosen = _groups(data, sensitive, groups, label, ignore, log)
+        chosen = _groups(data, sensitive, groups, label, label_map, ignore, log)
         if chosen is None:
             return 2
     elif groups:
         raise ConfigError("--groups needs --sensitive COL")
-
-    import tensorflow_data_validation as tfdv
-    from tfx_bsl.coders import csv_decoder
 
     log("[init] statistics (TFDV) ...")
     frame = _frame(data, label, label_map)
@@ -598,8 +596,7 @@ def run(csv: str, label: str, *, positive: str | None = None, sensitive: str | N
             f"{k}: {v.description}" for k, v in anomalies.items()))
 
     features = [n for n in data.columns if n != label and n not in ignore]
-    T = csv_decoder.ColumnType
-    numeric = [n for n in features if data.columns[n].type in (T.INT, T.FLOAT)]
+    numeric = [n for n in features if data.columns[n].type in (ColumnType.INT, ColumnType.FLOAT)]
     categorical = [n for n in features if n not in numeric]
     optional = {f.name for f in schema.feature if f.presence.min_fraction < 1}
     teacher, ratio = _teacher(data, numeric, categorical, optional)

@@ -178,7 +178,7 @@ def _one_column(values, name="x", n=None):
     """Records of the torture data with column `name` set from `values` (cycled)."""
     recs = list(rows(n or 300))
     for i, rec in enumerate(recs):
-        rec[name] = values[i % len(values)] if callable(values) is False else values(i)
+        rec[name] = values(i) if callable(values) else values[i % len(values)]
     return recs
 
 
@@ -268,3 +268,21 @@ def test_default_names():
     assert init.default_name(pathlib.Path("123.csv")) == "dataset"
     with pytest.raises(config.ConfigError, match="--name '9x'"):
         init.run("x.csv", "label", name="9x")
+
+
+def test_each_group_needs_rows_of_both_classes(tmp_path):
+    data = write_csv(tmp_path / "d" / "data.csv",
+                     _one_column(lambda i: "X" if i < 12 else "F", "sex"))
+    with pytest.raises(DataError) as e:
+        run(data, tmp_path, positive="Yes", ignore=["const"], sensitive="sex", groups=["X", "F"])
+    assert str(data) in str(e.value)
+    assert "group 'X' of 'sex' has 8 rows of label 0: expected at least 10" in str(e.value)
+
+
+def test_never_writes_into_a_folder_the_pipeline_reads(tmp_path):
+    data = write_csv(tmp_path / "d" / "data.csv", rows())
+    with pytest.raises(config.ConfigError, match="reads every file in .* as CSV data"):
+        run(data, tmp_path, positive="Yes", ignore=["const"], to=str(data.parent))
+    with pytest.raises(config.ConfigError, match="no feature column left"):
+        run(data, tmp_path, positive="Yes", ignore=[h for h in HEADER if h != "label"])
+    assert [p.name for p in data.parent.iterdir()] == ["data.csv"]
