@@ -523,18 +523,6 @@ def default_name(path: pathlib.Path) -> str:
     return name or "dataset"
 
 
-def _csv_dir(source: pathlib.Path) -> pathlib.Path:
-    """The folder the pipeline reads (every file in it, or its train/ and eval/)."""
-    if source.is_dir():
-        return source.resolve()
-    others = sorted(p.name for p in source.parent.iterdir() if p != source)
-    if others:
-        raise DataError(f"{source}: the pipeline reads whole folders and {source.parent} holds "
-                        f"other files too ({others[:5]}): move {source.name} into a folder of "
-                        f"its own and pass that folder")
-    return source.parent.resolve()
-
-
 def _relative(path: pathlib.Path, base: pathlib.Path) -> str:
     try:
         return pathlib.Path(os.path.relpath(path, base.resolve())).as_posix()
@@ -564,7 +552,7 @@ def run(csv: str, label: str, *, positive: str | None = None, sensitive: str | N
 
     log(f"[init] checking {source} ...")
     scan = csvfile.scan(source)
-    csv_dir = _csv_dir(source)
+    csv_dir = source.resolve()  # dataset.csv_dir: the file, or the folder, the user named
     if out.resolve() in [csv_dir / split for split in scan.splits]:  # "" -> csv_dir
         raise ConfigError(f"--to {out}: the pipeline reads every file in {out.resolve()} as CSV "
                           f"data: write the config elsewhere (e.g. --to {csv_dir.parent})")

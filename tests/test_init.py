@@ -248,19 +248,15 @@ def test_presplit_zero_one_label(tmp_path, capsys):
     assert cli.main(argv + ["--force"]) == 0
 
 
-def test_two_integer_classes_need_positive_and_map_as_text(tmp_path):
+def test_two_integer_classes_need_positive_and_map_as_text_in_a_single_file(tmp_path):
     data = write_csv(tmp_path / "d" / "data.csv", rows(label=(1, 2, 2)))
+    (tmp_path / "d" / "notes.txt").write_text("beside the file: not read by the pipeline")
     with pytest.raises(config.ConfigError, match=r"holds '2' \(200 rows\), '1' \(100 rows\)"):
         run(data, tmp_path, ignore=["const"])
-    assert run(data, tmp_path, ignore=["const"], positive="1", name="ints") == 0
-    assert dict(config.load(tmp_path / "out" / "ints.toml").dataset.label_map) == {"1": 1, "2": 0}
-
-
-def test_a_single_file_must_be_alone_in_its_folder(tmp_path):
-    data = write_csv(tmp_path / "d" / "data.csv", rows())
-    (tmp_path / "d" / "notes.txt").write_text("x")
-    with pytest.raises(DataError, match=r"data\.csv: the pipeline reads whole folders"):
-        run(data, tmp_path, positive="Yes", ignore=["const"])
+    assert run(data, tmp_path, ignore=["const"], positive="1") == 0
+    cfg = config.load(tmp_path / "out" / "data.toml")
+    assert dict(cfg.dataset.label_map) == {"1": 1, "2": 0} and cfg.dataset.csv_dir == data
+    assert 'csv_dir = "../d/data.csv"' in (tmp_path / "out" / "data.toml").read_text()
 
 
 def test_default_names():
@@ -282,7 +278,7 @@ def test_each_group_needs_rows_of_both_classes(tmp_path):
 def test_never_writes_into_a_folder_the_pipeline_reads(tmp_path):
     data = write_csv(tmp_path / "d" / "data.csv", rows())
     with pytest.raises(config.ConfigError, match="reads every file in .* as CSV data"):
-        run(data, tmp_path, positive="Yes", ignore=["const"], to=str(data.parent))
+        run(data.parent, tmp_path, positive="Yes", ignore=["const"], to=str(data.parent))
     with pytest.raises(config.ConfigError, match="no feature column left"):
         run(data, tmp_path, positive="Yes", ignore=[h for h in HEADER if h != "label"])
     assert [p.name for p in data.parent.iterdir()] == ["data.csv"]
