@@ -30,8 +30,16 @@ class FeatureDrift:
         return self.score > self.threshold
 
 
-def serving_statistics(frame: pd.DataFrame) -> statistics_pb2.DatasetFeatureStatisticsList:
+def serving_statistics(frame: pd.DataFrame, schema: schema_pb2.Schema | None = None
+                       ) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """TFDV statistics of the served rows; a missing value (NaN) counts as missing. An INT
+    column of the schema that arrived as floats (an optional integer input, NaN = missing) is
+    read back as integers."""
     features = frame[[c for c in frame.columns if not c.startswith("_")]].reset_index(drop=True)
+    ints = {f.name for f in schema.feature if f.type == schema_pb2.INT} if schema else set()
+    for c in features.columns:
+        if c in ints and features[c].dtype.kind == "f":
+            features[c] = features[c].round().astype("Int64")
     return tfdv.generate_statistics_from_dataframe(features)
 
 

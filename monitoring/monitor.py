@@ -82,7 +82,7 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
     if not any(f.HasField("skew_comparator") for f in schema.feature):
         raise FairwayError("the schema has no skew_comparator on any feature: nothing to "
                            "compare (add them to the curated schema.pbtxt)")
-    result = drift.compare(train_stats, schema, drift.serving_statistics(frame))
+    result = drift.compare(train_stats, schema, drift.serving_statistics(frame, schema))
     report = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "requests": logs, "examples": int(len(frame)),
@@ -91,7 +91,9 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
                       "threshold": f.threshold, "alert": f.alert} for f in result["features"]],
         "not_compared": result["not_compared"], "anomalies": result["anomalies"],
     }
-    report["alerts"] = [f["feature"] for f in report["features"] if f["alert"]]
+    # Values the schema does not allow in production (e.g. a new category) alert as drift does.
+    drifted = [f["feature"] for f in report["features"] if f["alert"]]
+    report["alerts"] = drifted + [k for k in report["anomalies"] if k not in drifted]
     if labels:
         report["performance"] = performance(cfg, frame, read_labels(labels))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import http.client
 import json
 import pathlib
@@ -32,7 +33,7 @@ def read_rows(path: str | pathlib.Path) -> list[dict[str, Any]]:
     path = pathlib.Path(path)
     text = path.read_text()
     if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines(), skipinitialspace=True))
+        rows = list(csv.DictReader(io.StringIO(text, newline=""), skipinitialspace=True))
     else:
         try:
             doc = json.loads(text)
@@ -54,11 +55,13 @@ def read_rows(path: str | pathlib.Path) -> list[dict[str, Any]]:
 
 
 def _coerce(value: Any, dtype: str, where: str):
+    # An empty CSV cell or a JSON null is a missing value: '' for strings, NaN for floats (the
+    # model's serving signature reads them so; an optional integer column takes floats).
     if dtype == "DT_STRING":
-        return value if isinstance(value, str) else str(value)
+        return "" if value is None else value if isinstance(value, str) else str(value)
     try:
         if dtype in ("DT_FLOAT", "DT_DOUBLE", "DT_HALF"):
-            return float(value)
+            return float("nan") if value is None or value == "" else float(value)
         if dtype == "DT_BOOL":
             return value if isinstance(value, bool) else str(value).lower() in ("1", "true")
         if isinstance(value, float) and not value.is_integer():
