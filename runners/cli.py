@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from pipeline import config as config_lib
+from pipeline.errors import FairwayError
 
 EXIT_USAGE, EXIT_FAILED, EXIT_ALERT = 2, 1, 3
 
@@ -368,7 +369,7 @@ def cmd_predict(args) -> int:
         finally:
             c.close()
     except client_lib.ClientError as e:
-        raise config_lib.FairwayError(str(e)) from None
+        raise FairwayError(str(e)) from None
     return 0
 
 
@@ -467,7 +468,7 @@ def main(argv=None) -> int:
     except config_lib.ConfigError as e:
         print(f"fairway: config error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (config_lib.FairwayError, FileNotFoundError, LookupError) as e:
+    except (FairwayError, FileNotFoundError, LookupError) as e:
         print(f"fairway: {e}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

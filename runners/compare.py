@@ -16,7 +16,8 @@ import numpy as np
 
 from pipeline import metadata
 from pipeline import pipeline as pipeline_lib
-from pipeline.config import FairwayError, PipelineConfig
+from pipeline.config import PipelineConfig
+from pipeline.errors import FairwayError
 
 VARIANTS = {"baseline": pipeline_lib.BASELINE, "teacher": pipeline_lib.TEACHER,
             "student": pipeline_lib.STUDENT}

@@ -6,7 +6,7 @@ import pytest
 
 from data import csvfile
 from data.acquire import DataError
-from pipeline.config import FairwayError
+from pipeline.errors import FairwayError
 
 
 def test_quotes_newlines_unicode_blank_lines_and_crlf_pass(write):

@@ -7,6 +7,7 @@ import tensorflow_data_validation as tfdv
 
 from monitoring import drift, monitor, requests
 from pipeline import config
+from pipeline.errors import FairwayError
 from serving import rest
 
 RAW = config.preset("census").dataset
@@ -115,7 +116,7 @@ def test_labels_that_arrive_later_give_the_served_models_quality(tmp_path):
 def test_bad_label_files_name_the_file_and_row(tmp_path, text, message):
     path = tmp_path / "labels.csv"
     path.write_text(text)
-    with pytest.raises(config.FairwayError, match=message):
+    with pytest.raises(FairwayError, match=message):
         monitor.read_labels(str(path))
 
 
