@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from runners import cli
@@ -59,3 +61,31 @@ def test_predict_names_the_file_line_and_server_problems(capsys, tmp_path):
     empty.write_text("age,sex\n")
     assert cli.main(["predict", str(empty)]) == cli.EXIT_FAILED
     assert "empty.csv: no rows" in capsys.readouterr().err
+
+
+CENSUS_HEADER = ("age,workclass,fnlwgt,education,education_num,marital_status,occupation,"
+                 "relationship,race,sex,capital_gain,capital_loss,hours_per_week,native_country,"
+                 "income\n")
+CENSUS_ROW = ("39,State-gov,77516,Bachelors,13,Never-married,Adm-clerical,Not-in-family,White,"
+              "Male,2174,0,40,United-States,0\n")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("garbage.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", r"garbage.csv: line \d+"),
+    ("empty.csv", b"", "empty.csv: empty file"),
+    ("header.csv", CENSUS_HEADER.encode(), "header.csv: a header and no data rows"),
+    ("mixed.csv", (CENSUS_HEADER + CENSUS_ROW).encode()
+     + CENSUS_ROW.replace("State-gov", "Staté-gov").encode("latin-1"),
+     "mixed.csv: line 3, column 8: byte 0xe9 is not UTF-8"),
+])
+def test_corrupted_data_stops_before_anything_runs_naming_the_file(
+        capsys, tmp_path, name, content, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / name).write_bytes(content)
+    assert cli.main(["run", "--data", str(data), "--output", str(tmp_path / "out"),
+                     "--sample", "100"]) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    assert "Traceback" not in err and len(err.splitlines()) <= 2
+    assert not (tmp_path / "out" / "metadata.sqlite").exists()
