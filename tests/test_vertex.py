@@ -6,6 +6,7 @@ import pytest
 
 from pipeline import config
 from pipeline import pipeline as pipeline_lib
+from pipeline.inputs import Input
 from runners import cli
 
 IMAGE = "us-central1-docker.pkg.dev/my-project/fairway/fairway:1"
@@ -23,7 +24,7 @@ def spec(tmp_path_factory):
 def test_every_node_is_a_task(spec):
     cfg = config.preset("census")
     p = pipeline_lib.create_pipeline(
-        cfg, pipeline_lib.Input("gs://b/x", True, "/fairway/s.pbtxt"), kubeflow_v2=True)
+        cfg, Input("gs://b/x", True, "/fairway/s.pbtxt"), kubeflow_v2=True)
     tasks = set(spec["pipelineSpec"]["root"]["dag"]["tasks"])
     nodes = {c.id for c in p.components}
     # TFX splits the blessed-model resolver into two KFP resolver tasks.
