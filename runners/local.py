@@ -1,46 +1,77 @@
 """Run the pipeline with TFX's LocalDagRunner (the default runner)."""
 from __future__ import annotations
 
+import pathlib
+import re
 import time
-import traceback
-
-from tfx import v1 as tfx
-from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
+from typing import TYPE_CHECKING
 
 from data import acquire
-from pipeline import pipeline as pipeline_lib
-from pipeline.config import FairwayError, PipelineConfig
-from pipeline.components import DataAnomaliesError
+from pipeline.config import PipelineConfig
+from pipeline.errors import FairwayError
 from runners.progress import Progress
+
+if TYPE_CHECKING:
+    from pipeline import pipeline as pipeline_lib
+
+# The last "SomeError: message" line of a traceback quoted inside a message (Beam's portable
+# runners pass a worker's exception on as text).
+_QUOTED_ERROR = re.compile(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception|Exit|Interrupt)): (.*)$", re.M)
 
 
 class RunFailed(FairwayError):
     """A component failed; the message names it and points at the full log."""
 
 
-def run(cfg: PipelineConfig, with_baseline: bool = False, data: pipeline_lib.Input | None = None,
-        pipeline_root: str | None = None) -> float:
+def root_cause(exc: BaseException, limit: int = 300) -> str:
+    """`Type: message` of the innermost exception chained with `raise ... from`: wrappers say
+    "X failed", the inner one says why. Implicit context ("during handling of") is not followed:
+    it is often a detail the library handled (protobuf tries int() before an enum name)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    name, msg = type(exc).__name__, str(exc).strip()
+    if isinstance(exc, FairwayError):  # Fairway's own messages are written for the console
+        return f"{name}: {msg}"
+    if "Traceback (most recent call last)" in msg and (quoted := _QUOTED_ERROR.findall(msg)):
+        name, msg = quoted[-1]
+    msg = " ".join(msg.split())
+    msg = msg[:limit] + " ..." if len(msg) > limit else msg
+    return f"{name}: {msg}" if msg else name
+
+
+def failure_message(component: str | None, exc: BaseException, log_file: pathlib.Path) -> str:
+    where = f"component {component}" if component else "the pipeline"
+    return f"{where} failed: {root_cause(exc)}\nFull log: {log_file}"
+
+
+def run(cfg: PipelineConfig, with_baseline: bool = False,
+        data: pipeline_lib.Input | None = None, pipeline_root: str | None = None) -> float:
     """Obtain the data (unless given: e.g. in Cloud Storage for Dataflow), run every component,
     and return the wall time in seconds."""
-    data = data or acquire.prepare(cfg)
-    p = pipeline_lib.create_pipeline(cfg, data, with_baseline=with_baseline,
-                                     pipeline_root=pipeline_root)
-    for c in p.components:  # a Spark application or Dataflow job named after its node
-        if isinstance(c, BaseBeamComponent):
-            c.with_beam_pipeline_args([f"--job_name={cfg.beam_job_name(c.id)}"])
-    ids = [c.id for c in p.components]
-    print(f"Running {cfg.pipeline_name}: {len(ids)} components, output in {cfg.output_dir}",
-          flush=True)
-    start = time.monotonic()
     log_file = cfg.output_dir / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    with Progress(ids, log_file) as progress:
+    with Progress(log_file) as progress:
+        # TFX is first imported in here (also by acquire.prepare): TensorFlow's C++ import-time
+        # lines (cuDNN/cuFFT/cuBLAS factories, oneDNN) go to the log file, not the console.
+        data = data or acquire.prepare(cfg, log=progress.echo)
+        from tfx import v1 as tfx
+        from tfx.dsl.components.base.base_beam_component import BaseBeamComponent
+
+        from pipeline import pipeline as pipeline_lib
+        from pipeline.components import DataAnomaliesError
+
+        p = pipeline_lib.create_pipeline(cfg, data, with_baseline=with_baseline,
+                                         pipeline_root=pipeline_root)
+        for c in p.components:  # a Spark application or Dataflow job named after its node
+            if isinstance(c, BaseBeamComponent):
+                c.with_beam_pipeline_args([f"--job_name={cfg.beam_job_name(c.id)}"])
+        progress.begin([c.id for c in p.components])
+        progress.echo(f"Running {cfg.pipeline_name}: {len(progress.node_ids)} components, "
+                      f"output in {cfg.output_dir}")
+        start = time.monotonic()
         try:
             tfx.orchestration.LocalDagRunner().run(p)
         except DataAnomaliesError:
             raise
-        except Exception as e:
-            with log_file.open("a") as f:  # the traceback goes to the log, not the console
-                traceback.print_exc(file=f)
-            raise RunFailed(f"component {progress.current} failed: {type(e).__name__}: {e}\n"
-                            f"Full log: {log_file}") from e
+        except Exception as e:  # Progress writes the whole traceback to the log
+            raise RunFailed(failure_message(progress.current, e, log_file)) from e
     return time.monotonic() - start

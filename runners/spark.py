@@ -29,6 +29,7 @@ import urllib.request
 from typing import Iterator
 
 from pipeline.config import ConfigError, FairwayError, PipelineConfig
+from runners import progress
 
 # Beam does not publish a job server for every release to every mirror: when the jar matching the
 # SDK cannot be fetched, the job server runs from the newest complete Beam Spark runner on Maven
@@ -280,7 +281,7 @@ class Cluster:
         """Stop everything now (the watchdog): the running Beam job fails at once."""
         self.aborted = reason
         print(f"\nspark: {reason}; stopping the job server, worker pool and cluster ...",
-              file=sys.stderr, flush=True)
+              file=progress.stderr(), flush=True)  # the console, also during a run
         self.stop()
 
     @contextlib.contextmanager
