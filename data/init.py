@@ -16,6 +16,7 @@ import os
 import pathlib
 import random
 import re
+import shlex
 from collections import Counter
 from typing import Callable, Sequence
 
@@ -234,8 +235,10 @@ def _check_rows(data: Data) -> None:
 
 
 def _groups(data: Data, sensitive: str, groups: Sequence[str] | None, label: str,
-            label_map: dict | None, ignore: Sequence[str], log) -> tuple[str, str] | None:
-    """The (protected, reference) groups, or None after printing the choice (no --groups)."""
+            label_map: dict | None, ignore: Sequence[str], log,
+            rerun: Callable[[Sequence[str]], str]) -> tuple[str, str] | None:
+    """The (protected, reference) groups, or None after printing the choice (no --groups) and
+    `rerun(groups)`, the command line that makes it."""
     src = data.source
     if sensitive not in data.columns:
         raise DataError(f"{src}: no sensitive column '{sensitive}': expected one of the columns "
@@ -257,7 +260,11 @@ def _groups(data: Data, sensitive: str, groups: Sequence[str] | None, label: str
         reference, protected = [g for g, _ in counts.most_common(2)]
         log(f"[init] choose the two groups MinDiff and the fairness gate compare, protected "
             f"first; e.g. the two largest, the smaller one protected:\n"
-            f"  rerun with --groups {protected},{reference}")
+            f"  {rerun([protected, reference])}")
+        odd = [g for g in counts if "," in g or g != g.strip()]
+        if odd:  # runners.cli splits --groups at commas and strips each value
+            log(f"[init] note: --groups cannot name {odd[0]!r} (a comma, or spaces around "
+                f"it): rename that value in the CSV to compare that group")
         return None
     if len(groups) != 2 or groups[0] == groups[1]:
         raise ConfigError(f"--groups {','.join(groups)}: expected two different values of "
@@ -530,6 +537,20 @@ def _relative(path: pathlib.Path, base: pathlib.Path) -> str:
         return path.as_posix()
 
 
+def command(csv: str, label: str, *, positive: str | None = None, sensitive: str | None = None,
+            groups: Sequence[str] | None = None, ignore: Sequence[str] = (),
+            name: str | None = None, to: str | None = None, force: bool = False) -> str:
+    """The `fairway init` command line of these options, each argument shell-quoted: ready to
+    paste."""
+    args = ["fairway", "init", "--csv", str(csv), "--label", label]
+    for option, value in (("--positive", positive), ("--sensitive", sensitive),
+                          ("--groups", ",".join(groups or ())), ("--ignore", ",".join(ignore)),
+                          ("--name", name), ("--to", to)):
+        if value:
+            args += [option, str(value)]
+    return shlex.join(args + ["--force"] * force)
+
+
 def run(csv: str, label: str, *, positive: str | None = None, sensitive: str | None = None,
         groups: Sequence[str] | None = None, ignore: Sequence[str] = (), name: str | None = None,
         to: str | None = None, force: bool = False,
@@ -537,7 +558,11 @@ def run(csv: str, label: str, *, positive: str | None = None, sensitive: str | N
     """`fairway init`: check the CSVs, decide the config and the schema from the data, write
     both. Returns the exit code: 0, or 2 when --sensitive needs --groups (printed, nothing
     written)."""
-    source = pathlib.Path(csv)
+    def rerun(chosen: Sequence[str]) -> str:  # the same options, with these groups
+        return command(csv, label, positive=positive, sensitive=sensitive, groups=chosen,
+                       ignore=ignore, name=given_name, to=to, force=force)
+
+    source, given_name = pathlib.Path(csv), name
     name = name or default_name(source)
     if not _NAME_RE.match(name):
         raise ConfigError(f"--name {name!r}: expected letters, digits, '-' or '_', starting "
@@ -567,7 +592,7 @@ def run(csv: str, label: str, *, positive: str | None = None, sensitive: str | N
     label_map = _label_map(data, label, positive)
     chosen = None
     if sensitive is not None:
-        chosen = _groups(data, sensitive, groups, label, label_map, ignore, log)
+        chosen = _groups(data, sensitive, groups, label, label_map, ignore, log, rerun)
         if chosen is None:
             return 2
     elif groups:
@@ -607,5 +632,5 @@ def run(csv: str, label: str, *, positive: str | None = None, sensitive: str | N
     log(f"[init] wrote {schema_path} ({len(schema.feature)} features) and {toml_path} "
         f"({len(numeric)} numeric, {len(categorical)} categorical, label '{label}'"
         f"{', sensitive ' + repr(sensitive) if sensitive else ''})")
-    log(f"\nfairway run --config {toml_path}")
+    log(f"\n{shlex.join(['fairway', 'run', '--config', str(toml_path)])}")
     return 0

@@ -3,6 +3,7 @@ refusal names the file and the column."""
 import csv
 import pathlib
 import random
+import shlex
 
 import pytest
 from google.protobuf import text_format
@@ -282,3 +283,34 @@ def test_never_writes_into_a_folder_the_pipeline_reads(tmp_path):
     with pytest.raises(config.ConfigError, match="no feature column left"):
         run(data, tmp_path, positive="Yes", ignore=[h for h in HEADER if h != "label"])
     assert [p.name for p in data.parent.iterdir()] == ["data.csv"]
+
+
+def test_without_groups_prints_the_command_line_to_paste(tmp_path, capsys):
+    """Group values with spaces, colons and slashes (German credit's personal_status): the
+    printed `fairway init ... --groups` line and the final `fairway run` line are shell-quoted,
+    so pasted into a shell they give the program the same arguments."""
+    groups = ["female : divorced/separated/married", "male : single"]
+    data = write_csv(tmp_path / "my data (v2)" / "data.csv",
+                     _one_column(lambda i: groups[i % 4 != 0], "sex"))
+    argv = ["init", "--csv", str(data), "--label", "label", "--positive", "Yes",
+            "--ignore", "const", "--sensitive", "sex", "--to", str(tmp_path / "out dir")]
+    assert cli.main(argv) == 2
+    out = capsys.readouterr().out
+    pasted = [shlex.split(line) for line in out.splitlines()
+              if line.strip().startswith("fairway init ")]
+    assert len(pasted) == 1 and pasted[0][:2] == ["fairway", "init"]
+    expected = cli.parser().parse_args(argv + ["--groups", ",".join(groups)])
+    assert cli.parser().parse_args(pasted[0][1:]) == expected
+    assert cli.main(pasted[0][1:]) == 0
+    out = capsys.readouterr().out
+    toml = tmp_path / "out dir" / "data.toml"
+    assert shlex.split(out.strip().splitlines()[-1]) == ["fairway", "run", "--config", str(toml)]
+    assert config.load(toml).dataset.groups == tuple(groups)
+
+
+def test_the_command_line_quotes_every_argument():
+    line = init.command("a b/c.csv", "y", sensitive="s", groups=["x : 1/2", "it's"],
+                        ignore=["id", "n"], name="d", to="out", force=True)
+    assert shlex.split(line) == ["fairway", "init", "--csv", "a b/c.csv", "--label", "y",
+                                 "--sensitive", "s", "--groups", "x : 1/2,it's",
+                                 "--ignore", "id,n", "--name", "d", "--to", "out", "--force"]
