@@ -474,6 +474,7 @@ class Choices:
     ignore: list[str]
     teacher: tuple[int, ...]
     param_ratio: float
+    presplit: bool = True  # train/ + eval/; else split 2:1 by label ("stratified")
 
 
 def toml_text(c: Choices, header: str) -> str:
@@ -489,6 +490,9 @@ def toml_text(c: Choices, header: str) -> str:
               'schema = "schema.pbtxt"  # curated by `fairway init`; edit it as the data evolves',
               _toml_list(c.numeric, "numeric"), _toml_list(c.categorical, "categorical"),
               f"label = {_toml_str(c.label)}"]
+    if not c.presplit:
+        lines.append('split = "stratified"  # 2:1 within each label value: both splits keep '
+                     "the label's balance")
     if c.label_map:
         pairs = ", ".join(f"{_toml_str(k)} = {v}" for k, v in c.label_map.items())
         lines.append(f"label_map = {{{pairs}}}  # raw label -> 1 (positive) / 0, applied by "
@@ -614,7 +618,7 @@ def run(csv: str, label: str, *, positive: str | None = None, sensitive: str | N
     optional = {f.name for f in schema.feature if f.presence.min_fraction < 1}
     teacher, ratio = _teacher(data, numeric, categorical, optional)
     choices = Choices(name, _relative(csv_dir, out), numeric, categorical, label, label_map,
-                      sensitive, chosen, ignore, teacher, ratio)
+                      sensitive, chosen, ignore, teacher, ratio, presplit="" not in data.splits)
 
     splits = "; ".join(f"{s}/ {len(r):,}" for s, r in data.splits.items() if s)
     header = (f"# Written by `fairway init` from {source.resolve()} on "

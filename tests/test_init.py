@@ -257,6 +257,7 @@ def test_two_integer_classes_need_positive_and_map_as_text_in_a_single_file(tmp_
     assert run(data, tmp_path, ignore=["const"], positive="1") == 0
     cfg = config.load(tmp_path / "out" / "data.toml")
     assert dict(cfg.dataset.label_map) == {"1": 1, "2": 0} and cfg.dataset.csv_dir == data
+    assert cfg.dataset.split == "stratified"  # a single file is unsplit too
     assert 'csv_dir = "../d/data.csv"' in (tmp_path / "out" / "data.toml").read_text()
 
 
@@ -314,3 +315,16 @@ def test_the_command_line_quotes_every_argument():
     assert shlex.split(line) == ["fairway", "init", "--csv", "a b/c.csv", "--label", "y",
                                  "--sensitive", "s", "--groups", "x : 1/2,it's",
                                  "--ignore", "id,n", "--name", "d", "--to", "out", "--force"]
+
+
+def test_unsplit_data_is_split_by_label(torture, tmp_path):
+    cfg = config.load(torture["toml"])
+    assert cfg.dataset.split == "stratified"
+    assert "split = \"stratified\"  # 2:1 within each label value" in torture["toml"].read_text()
+    # A presplit folder keeps its split.
+    base = tmp_path / "split"
+    write_csv(base / "train" / "a.csv", rows(200))
+    write_csv(base / "eval" / "a.csv", rows(60, seed=2))
+    assert run(base, tmp_path, positive="Yes", ignore=["const"]) == 0
+    toml = tmp_path / "out" / "split.toml"
+    assert config.load(toml).dataset.split == "hash" and "split =" not in toml.read_text()
