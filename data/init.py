@@ -45,6 +45,8 @@ SEED = 0  # the random halves that calibrate the drift thresholds
 TEACHER_LADDER = ((64, 32), (256, 128), (512, 256, 128))
 STUDENT = dict(hidden_units=(16,), embedding_dim=2)  # DistillationConfig's defaults
 TEACHER_EMBEDDING, MAX_PARAM_RATIO = 8, 0.1
+# The default [inject_drift] (`fairway data --new-span DIR --inject-drift`).
+DRIFT_SHIFT_SD, DRIFT_CATEGORY, DRIFT_FRACTION = 2, "fairway-drift", 0.3
 
 SCHEMA_RULES = f"""\
 # Rules (fairway init):
@@ -443,6 +445,30 @@ def _teacher(data: Data, numeric: list[str], categorical: list[str],
     return units, ratio
 
 
+def _readable(x: float, integer: bool) -> int | float:
+    """x to two significant digits; a whole number (at least 1) for an integer column."""
+    digits = 1 - math.floor(math.log10(abs(x))) if x else 0
+    if integer:
+        return max(1, int(round(x, min(digits, 0))))
+    return round(x, digits)
+
+
+def _drift(data: Data, numeric: Sequence[str], categorical: Sequence[str], schema,
+           sensitive: str | None) -> tuple[tuple[str, int | float] | None, str | None]:
+    """The default [inject_drift]: the first numeric feature shifted by DRIFT_SHIFT_SD standard
+    deviations of its values, and the first categorical feature with a domain (not the
+    sensitive one) for DRIFT_CATEGORY; None where there is no such feature."""
+    shift = None
+    if numeric:
+        col = data.columns[numeric[0]]
+        values = [v for v in _typed(col, col.type) if v is not None]
+        shift = numeric[0], _readable(DRIFT_SHIFT_SD * float(np.std(values)),
+                                      col.type == ColumnType.INT)
+    with_domain = {f.name for f in schema.feature if f.WhichOneof("domain_info") == "domain"}
+    category = next((n for n in categorical if n in with_domain and n != sensitive), None)
+    return shift, category
+
+
 def _toml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
 
@@ -475,6 +501,8 @@ class Choices:
     teacher: tuple[int, ...]
     param_ratio: float
     presplit: bool = True  # train/ + eval/; else split 2:1 by label ("stratified")
+    drift_shift: tuple[str, int | float] | None = None  # [inject_drift] shift = {col = amount}
+    drift_category: str | None = None  # [inject_drift] new_category = {col = DRIFT_CATEGORY}
 
 
 def toml_text(c: Choices, header: str) -> str:
@@ -523,6 +551,18 @@ def toml_text(c: Choices, header: str) -> str:
     lines.append("max_fpr_gap = 0.1  # the fairness gate: |FPR(protected) - FPR(reference)|"
                  if fairness else "# max_fpr_gap = 0.1  (the fairness gate; needs sensitive "
                                   "and groups)")
+    if c.drift_shift or c.drift_category:
+        lines += ["", f"# `fairway data --config {c.name}.toml --new-span DIR --inject-drift` "
+                      f"writes a batch", "# with this drift: the drift gate must stop a run on "
+                      "it.", "[inject_drift]"]
+        if c.drift_shift:
+            col, amount = c.drift_shift
+            lines.append(f"shift = {{{col} = {amount}}}  # {DRIFT_SHIFT_SD} standard deviations "
+                         f"of {col}, added to every row")
+        if c.drift_category:
+            lines += [f"new_category = {{{c.drift_category} = {_toml_str(DRIFT_CATEGORY)}}}  "
+                      f"# a value {c.drift_category} never had", f"fraction = {DRIFT_FRACTION}  "
+                      f"# share of the rows that get it"]
     return "\n".join(lines) + "\n"
 
 
@@ -617,8 +657,10 @@ def run(csv: str, label: str, *, positive: str | None = None, sensitive: str | N
     categorical = [n for n in features if n not in numeric]
     optional = {f.name for f in schema.feature if f.presence.min_fraction < 1}
     teacher, ratio = _teacher(data, numeric, categorical, optional)
+    shift, category = _drift(data, numeric, categorical, schema, sensitive)
     choices = Choices(name, _relative(csv_dir, out), numeric, categorical, label, label_map,
-                      sensitive, chosen, ignore, teacher, ratio, presplit="" not in data.splits)
+                      sensitive, chosen, ignore, teacher, ratio, presplit="" not in data.splits,
+                      drift_shift=shift, drift_category=category)
 
     splits = "; ".join(f"{s}/ {len(r):,}" for s, r in data.splits.items() if s)
     header = (f"# Written by `fairway init` from {source.resolve()} on "

@@ -4,6 +4,7 @@ import csv
 import pathlib
 import random
 import shlex
+import statistics
 
 import pytest
 from google.protobuf import text_format
@@ -315,6 +316,45 @@ def test_the_command_line_quotes_every_argument():
     assert shlex.split(line) == ["fairway", "init", "--csv", "a b/c.csv", "--label", "y",
                                  "--sensitive", "s", "--groups", "x : 1/2,it's",
                                  "--ignore", "id,n", "--name", "d", "--to", "out", "--force"]
+
+
+def test_inject_drift_defaults_from_the_data(torture):
+    """The first numeric feature shifted by 2 standard deviations (an integer for an INT
+    column), a new category on the first categorical feature with a domain that is not the
+    sensitive one (city: not comment, high cardinality; not sex, sensitive)."""
+    cfg = config.load(torture["toml"])
+    ages = [float(r["age"]) for r in rows() if r["age"] != ""]
+    shift = round(2 * statistics.pstdev(ages))
+    assert cfg.inject_drift.shift == (("age", float(shift)),)
+    assert cfg.inject_drift.new_category == (("city", "fairway-drift"),)
+    assert cfg.inject_drift.fraction == 0.3
+    text = torture["toml"].read_text()
+    assert f"shift = {{age = {shift}}}  # 2 standard deviations" in text
+    assert "--inject-drift` writes a batch" in text.split("[inject_drift]")[0]
+
+
+def test_inject_drift_leaves_out_what_has_no_feature(tmp_path):
+    # Features left: comment (high cardinality: no domain) and sex (the sensitive column).
+    data = write_csv(tmp_path / "d" / "data.csv", rows())
+    assert run(data, tmp_path, positive="Yes", ignore=["const", "age", "income", "city"],
+               sensitive="sex", groups=["F", "M"]) == 0
+    toml = tmp_path / "out" / "data.toml"
+    assert config.load(toml).inject_drift == config.DriftInjection()
+    assert "[inject_drift]" not in toml.read_text()
+    # Only a numeric feature: a shift, no new category (and no fraction, which is its share).
+    choices = init.Choices("d", "d.csv", ["x"], [], "y", None, None, None, [], (64, 32), 0.01,
+                           drift_shift=("x", 0.035))
+    text = init.toml_text(choices, "")
+    assert "shift = {x = 0.035}" in text and "new_category" not in text
+    assert "fraction" not in text
+
+
+@pytest.mark.parametrize("x, integer, readable", [
+    (35.77, True, 36), (210345.3, True, 210000), (0.3, True, 1), (0.03456, False, 0.035),
+    (1234.5, False, 1200.0), (7.25, False, 7.2)])
+def test_readable_shift(x, integer, readable):
+    value = init._readable(x, integer)
+    assert value == readable and isinstance(value, int) == integer
 
 
 def test_unsplit_data_is_split_by_label(torture, tmp_path):
