@@ -6,17 +6,15 @@ import collections
 import csv
 import html
 import json
-import os
 import pathlib
 import time
 from typing import Any
 
-import tensorflow_data_validation as tfdv
-
 from monitoring import drift, requests
-from pipeline import metadata
+from pipeline import artifacts, metadata
 from pipeline.config import PipelineConfig
 from pipeline.errors import FairwayError
+from pipeline.metrics import auc, group_rates
 
 SMALL_WINDOW = 500  # below this, drift scores of sparse features are noisy (see the schema)
 
@@ -29,9 +27,8 @@ def baseline(cfg: PipelineConfig, version: int | None, log=print):
     summary = metadata.run_summary(cfg, run)
     stats_uri = metadata.node_artifact(summary, "StatisticsGen", "ExampleStatistics")
     schema_uri = metadata.node_artifact(summary, "ImportSchemaGen", "Schema")
-    stats = tfdv.load_stats_binary(os.path.join(stats_uri, "Split-train", "FeatureStats.pb"))
-    schema = tfdv.load_schema_text(os.path.join(schema_uri, "schema.pbtxt"))
-    return stats, schema, summary["run_id"]
+    return artifacts.load_stats(stats_uri, "train"), artifacts.load_schema(schema_uri), \
+        summary["run_id"]
 
 
 def read_labels(path: str) -> dict[str, int]:
@@ -54,8 +51,6 @@ def read_labels(path: str) -> dict[str, int]:
 
 def performance(cfg: PipelineConfig, frame, labels: dict[str, int]) -> dict[str, Any]:
     """The served model's quality on the labelled part of the window (concept drift)."""
-    from runners.compare import auc, group_rates
-
     joined = frame[frame["_request_id"].isin(labels) & frame["_prediction"].notna()]
     if joined.empty:
         raise FairwayError("no labelled request id matches a logged prediction in this window")

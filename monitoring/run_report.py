@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import metadata
+from pipeline import artifacts, metadata
 from pipeline import pipeline as pipeline_lib
 from pipeline.config import PipelineConfig
+from pipeline.metrics import EvalData, score
 
 e = html.escape
 COLORS = {"train": "#4a7bd0", "eval": "#e08a2c", "FPR": "#c33", "FNR": "#37a"}
@@ -45,14 +46,11 @@ def _svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 22
 
 
 def _feature_stats(stats_uri: str, splits: list[str]) -> dict[str, dict[str, Any]]:
-    import tensorflow_data_validation as tfdv
-
     out: dict[str, dict[str, Any]] = {}
     for split in splits:
-        path = os.path.join(stats_uri, f"Split-{split}", "FeatureStats.pb")
-        if not os.path.exists(path):
+        if not os.path.exists(artifacts.stats_path(stats_uri, split)):
             continue
-        for f in tfdv.load_stats_binary(path).datasets[0].features:
+        for f in artifacts.load_stats(stats_uri, split).datasets[0].features:
             out.setdefault(".".join(f.path.step), {})[split] = f
     return out
 
@@ -95,12 +93,11 @@ def _stats_rows(features: dict[str, dict[str, Any]]) -> str:
 
 
 def _schema_rows(schema_uri: str) -> str:
-    import tensorflow_data_validation as tfdv
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     rows = []
-    for f in tfdv.load_schema_text(os.path.join(schema_uri, "schema.pbtxt")).feature:
+    for f in artifacts.load_schema(schema_uri).feature:
         detail = " ".join(
             f"{k} {{ {text_format.MessageToString(getattr(f, k), as_one_line=True)} }}"
             for k in ("int_domain", "float_domain", "presence", "skew_comparator",
@@ -116,7 +113,6 @@ def _errors(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str, top: i
     import tensorflow as tf
 
     from monitoring.requests import example_rows
-    from runners.compare import EvalData, score
 
     data = EvalData(metadata.node_artifact(summary, "CsvExampleGen", "Examples"), cfg)
     p = score(tf.saved_model.load(model_dir).signatures["from_examples"], data.serialized)
@@ -131,7 +127,7 @@ def _errors(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str, top: i
         worst.append({"loss": float(loss[i]), "label": int(y[i]), "prediction": float(p[i]),
                       "features": feats})
     groups = {"Overall": np.ones(len(y), bool)}
-    for g in sorted(set(data.groups)):
+    for g in sorted(set(data.groups)) if cfg.dataset.sensitive else ():
         groups[f"{cfg.dataset.sensitive}={g}"] = data.groups == g
     table = {name: {"rows": int(m.sum()), "mean_loss": float(loss[m].mean()),
                     "error_rate": float(((p[m] >= t) != (y[m] == 1)).mean())}
@@ -143,7 +139,7 @@ def _model_dir(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
     if summary.get("pushed_to"):
         return summary["pushed_to"]
     node = pipeline_lib.STUDENT if cfg.distillation.enabled else pipeline_lib.TEACHER
-    return os.path.join(metadata.node_artifact(summary, node, "Model"), "Format-Serving")
+    return artifacts.serving_model_dir(metadata.node_artifact(summary, node, "Model"))
 
 
 def _table(head: list[str], rows: list[list[Any]], id_: str = "") -> str:

@@ -4,12 +4,12 @@ No `from __future__ import annotations` here: TFX reads the type hints at decora
 """
 
 import json
-import os
 
 from tfx import v1 as tfx
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
+from pipeline import artifacts
 from pipeline.errors import FairwayError
 
 
@@ -27,13 +27,9 @@ class DataAnomaliesError(FairwayError):
 
 def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
     """One line per anomalous feature: split, feature, short and long description."""
-    import tensorflow as tf
-    from tensorflow_metadata.proto.v0 import anomalies_pb2
-
     lines = []
     for split in split_names:
-        path = os.path.join(anomalies_uri, f"Split-{split}", "SchemaDiff.pb")
-        found = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
+        found = artifacts.load_anomalies(anomalies_uri, split)
         for feature, info in sorted(found.anomaly_info.items()):
             lines.append(f"split '{split}', feature '{feature}': {info.short_description} "
                          f"({info.description})")
@@ -47,10 +43,7 @@ def describe_anomalies(anomalies_uri: str, split_names: list[str]) -> list[str]:
 def missing_groups(statistics_uri: str, split: str, feature: str,
                    groups: list[str]) -> list[str]:
     """Problems with the sensitive feature's groups in one split's statistics (empty: fine)."""
-    import tensorflow_data_validation as tfdv
-
-    stats = tfdv.load_stats_binary(os.path.join(statistics_uri, f"Split-{split}",
-                                                "FeatureStats.pb"))
+    stats = artifacts.load_stats(statistics_uri, split)
     found = [f for f in stats.datasets[0].features if f.path.step == [feature]]
     if not found:
         return [f"split '{split}': sensitive feature '{feature}' (dataset.sensitive) is missing"]
@@ -68,12 +61,9 @@ def drift_problems(current_uri: str, previous_uri: str, schema_uri: str,
     import tensorflow_data_validation as tfdv
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-    def stats(uri):
-        return tfdv.load_stats_binary(os.path.join(uri, f"Split-{split}", "FeatureStats.pb"))
-
-    schema = tfdv.load_schema_text(os.path.join(schema_uri, "schema.pbtxt"))
-    result = tfdv.validate_statistics(stats(current_uri), schema,
-                                      previous_statistics=stats(previous_uri))
+    result = tfdv.validate_statistics(
+        artifacts.load_stats(current_uri, split), artifacts.load_schema(schema_uri),
+        previous_statistics=artifacts.load_stats(previous_uri, split))
     names = anomalies_pb2.DriftSkewInfo.Measurement.Type.Name
     return [f"split '{split}', feature '{'.'.join(info.path.step)}': drift "
             f"({names(m.type)}) {m.value:.4f} > threshold {m.threshold:g} against the "
@@ -122,11 +112,11 @@ class ServingCheckError(FairwayError):
 def _eval_examples(examples_uri: str, split: str, n: int):
     import tensorflow as tf
 
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
-    if not files:
-        raise ServingCheckError(f"{examples_uri}: no '{split}' split to build warmup requests")
-    data = tf.data.TFRecordDataset(files, compression_type="GZIP").take(n)
-    return [tf.train.Example.FromString(r) for r in data.as_numpy_iterator()]
+    try:
+        records = artifacts.read_examples(examples_uri, split, limit=n)
+    except artifacts.ArtifactError as e:
+        raise ServingCheckError(f"{e}: no rows to build warmup requests from") from None
+    return [tf.train.Example.FromString(r) for r in records]
 
 
 @component

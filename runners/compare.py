@@ -6,7 +6,6 @@ what a client of the pushed model would see.
 """
 from __future__ import annotations
 
-import glob
 import json
 import pathlib
 import time
@@ -14,74 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import metadata
+from pipeline import artifacts, metadata
 from pipeline import pipeline as pipeline_lib
 from pipeline.config import PipelineConfig
 from pipeline.errors import FairwayError
+from pipeline.metrics import EvalData, auc, dense, group_rates, rate_gap, score
 
 VARIANTS = {"baseline": pipeline_lib.BASELINE, "teacher": pipeline_lib.TEACHER,
             "student": pipeline_lib.STUDENT}
 LATENCY_CALLS = {1: 1000, 256: 100}  # p50 over this many calls per batch size
-
-
-def auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Exact ROC AUC (Mann-Whitney U with average ranks for ties)."""
-    from scipy.stats import rankdata
-
-    pos = labels == 1
-    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
-    if not n_pos or not n_neg:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def group_rates(labels, scores, groups, threshold: float) -> dict[str, dict[str, float]]:
-    out = {}
-    for g in sorted(set(groups)):
-        y, p = labels[groups == g], scores[groups == g]
-        out[g] = {"rows": int(len(y)),
-                  "fpr": float((p[y == 0] >= threshold).mean()) if (y == 0).any() else None,
-                  "fnr": float((p[y == 1] < threshold).mean()) if (y == 1).any() else None,
-                  "auc": auc(y, p)}
-    return out
-
-
-class EvalData:
-    """The raw eval split (serialized tf.Examples) plus labels, groups and raw columns."""
-
-    def __init__(self, examples_uri: str, cfg: PipelineConfig):
-        import tensorflow as tf
-
-        files = sorted(glob.glob(f"{examples_uri}/Split-eval/*"))
-        if not files:
-            raise FairwayError(f"{examples_uri}: no eval split to compare on")
-        # dtype=object: a fixed-width bytes array would strip trailing NUL bytes of records.
-        self.serialized = np.array(
-            [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")],
-            dtype=object)
-        ds = cfg.dataset
-        raw = tf.io.parse_example(self.serialized, {ds.label: tf.io.VarLenFeature(tf.int64),
-                                                    ds.sensitive: tf.io.VarLenFeature(tf.string)})
-        n = len(self.serialized)
-        self.labels = _dense(raw[ds.label], n).numpy()
-        self.groups = np.array([v.decode() for v in _dense(raw[ds.sensitive], n).numpy()])
-
-
-def score(signature, serialized: np.ndarray, batch: int = 2048) -> np.ndarray:
-    import tensorflow as tf
-
-    return np.concatenate([
-        signature(examples=tf.constant(serialized[i:i + batch]))["probability"].numpy()
-        for i in range(0, len(serialized), batch)])
-
-
-def _dense(x, n: int):
-    """A [n] tensor from a VarLen column of at most one value per row; missing -> 0 or ''."""
-    import tensorflow as tf
-
-    default = "" if x.dtype == tf.string else tf.zeros([], x.dtype)
-    return tf.sparse.to_dense(tf.SparseTensor(x.indices, x.values, [n, 1]), default)[:, 0]
 
 
 def _timed(call, calls: int) -> dict[str, float]:
@@ -106,7 +46,7 @@ def _latency(fn, serialized: np.ndarray) -> dict[str, dict[str, Any]]:
 
     spec = fn.structured_input_signature[1]
     rows = serialized[:max(LATENCY_CALLS)]
-    parsed = {k: _dense(v, len(rows)) for k, v in tf.io.parse_example(
+    parsed = {k: dense(v, len(rows)) for k, v in tf.io.parse_example(
         rows, {k: tf.io.VarLenFeature(s.dtype) for k, s in spec.items()}).items()}
     out = {}
     for batch, calls in LATENCY_CALLS.items():
@@ -133,23 +73,32 @@ def measure(cfg: PipelineConfig, summary: dict[str, Any], progress=print) -> dic
         "threshold": threshold, "run_id": summary["run_id"], "models": {},
         "blessed": summary["blessed"], "blessing_failures": summary.get("blessing_failures", [])}
     for name, node in VARIANTS.items():
-        model_dir = metadata.node_artifact(summary, node, "Model") + "/Format-Serving"
+        model_dir = artifacts.serving_model_dir(metadata.node_artifact(summary, node, "Model"))
         sigs = tf.saved_model.load(model_dir).signatures
         progress(f"  scoring {name} ({node}) on {len(data.labels)} eval rows ...")
         scores = score(sigs["from_examples"], data.serialized)
-        by_group = group_rates(data.labels, scores, data.groups, threshold)
         m = {"model_dir": model_dir,
              "params": tf.keras.models.load_model(model_dir, compile=False).count_params(),
-             "auc": auc(data.labels, scores),
-             "accuracy": float(((scores >= threshold) == (data.labels == 1)).mean()),
-             "groups": {g: by_group.get(g) for g in (protected, reference)},
+             **quality(data.labels, scores, data.groups, cfg),
              "latency": _latency(sigs["serving_default"], data.serialized)}
-        p, r = m["groups"][protected], m["groups"][reference]
-        m["fpr_gap"] = abs(p["fpr"] - r["fpr"]) if p and r else None
-        m["fnr_gap"] = abs(p["fnr"] - r["fnr"]) if p and r else None
         result["models"][name] = m
     result["checks"] = checks(result, cfg)
     return result
+
+
+def quality(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray,
+            cfg: PipelineConfig) -> dict[str, Any]:
+    """AUC, accuracy, rates of the two groups and their gaps at the decision threshold; a
+    clear error (no traceback) when a group lacks the rows a rate needs."""
+    protected, reference = cfg.dataset.groups
+    threshold = cfg.evaluation.decision_threshold
+    by_group = group_rates(labels, scores, groups, threshold)
+    where = f"the eval split (dataset.sensitive '{cfg.dataset.sensitive}')"
+    return {"auc": auc(labels, scores),
+            "accuracy": float(((scores >= threshold) == (labels == 1)).mean()),
+            "fpr_gap": rate_gap(by_group, protected, reference, "fpr", where),
+            "fnr_gap": rate_gap(by_group, protected, reference, "fnr", where),
+            "groups": {g: by_group[g] for g in (protected, reference)}}
 
 
 def checks(result: dict[str, Any], cfg: PipelineConfig) -> list[dict[str, Any]]:

@@ -4,33 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import config
+from pipeline import config, metrics
 from runners import compare
-
-
-def brute_force_auc(labels, scores):
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return wins / (len(pos) * len(neg))
-
-
-def test_auc_matches_the_pairwise_definition_with_ties():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 300)
-    scores = np.round(rng.random(300) + 0.3 * labels, 1)  # rounding makes ties
-    assert compare.auc(labels, scores) == pytest.approx(brute_force_auc(labels, scores))
-    assert compare.auc(np.array([0, 1]), np.array([0.1, 0.9])) == 1.0
-    assert np.isnan(compare.auc(np.array([1, 1]), np.array([0.1, 0.9])))
-
-
-def test_group_rates_count_errors_per_group():
-    labels = np.array([0, 0, 1, 1, 0, 0, 1, 1])
-    scores = np.array([0.9, 0.1, 0.8, 0.2, 0.1, 0.1, 0.9, 0.9])
-    groups = np.array(["F"] * 4 + ["M"] * 4)
-    rates = compare.group_rates(labels, scores, groups, 0.5)
-    assert rates["F"]["fpr"] == 0.5 and rates["F"]["fnr"] == 0.5
-    assert rates["M"]["fpr"] == 0.0 and rates["M"]["fnr"] == 0.0
-    assert rates["M"]["rows"] == 4
 
 
 def _model(auc, fpr_f, fpr_m, params, ms):
@@ -69,3 +44,19 @@ def test_report_files(tmp_path):
     assert md.count("\n| baseline |") == 1 and "| student | 600 |" in md
     assert json.loads(paths["json"].read_text())["models"]["student"]["params"] == 600
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_group_without_negatives_is_a_clear_error_not_a_traceback():
+    cfg = config.preset("census")  # groups Female (protected), Male (reference)
+    groups = np.array(["Female"] * 3 + ["Male"] * 3)
+    scores = np.array([0.9, 0.2, 0.7, 0.1, 0.8, 0.6])
+    fine = compare.quality(np.array([1, 0, 1, 0, 1, 0]), scores, groups, cfg)
+    assert fine["fpr_gap"] == pytest.approx(0.5) and fine["fnr_gap"] == 0.0
+    with pytest.raises(metrics.MetricError, match="group 'Female' has no negative examples "
+                       r"\(label 0\) in the eval split \(dataset.sensitive 'sex'\): its "
+                       "false-positive rate, and the FPR gap, are undefined"):
+        compare.quality(np.array([1, 1, 1, 0, 1, 0]), scores, groups, cfg)
+    with pytest.raises(metrics.MetricError, match="group 'Male' has no positive examples"):
+        compare.quality(np.array([1, 0, 1, 0, 0, 0]), scores, groups, cfg)
+    with pytest.raises(metrics.MetricError, match="group 'Male' has no rows"):
+        compare.quality(np.array([1, 0, 1, 0, 1, 0]), scores, np.array(["Female"] * 6), cfg)

@@ -15,7 +15,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from data import acquire
 from modules import signatures
-from pipeline import config, eval_config, metadata, tfma_metrics
+from pipeline import artifacts, config, eval_config, metadata, tfma_metrics
 from pipeline import pipeline as pipeline_lib
 from runners import cli
 from monitoring import requests
@@ -126,8 +126,8 @@ def test_mlmd_lineage_shows_which_teacher_trained_the_pushed_student(census):
     node_names = {c.name.split(".", 1)[-1] for ex in consumers
                   for c in store.get_contexts_by_execution(ex)}
     assert STUDENT in node_names
-    student_dir = metadata.node_artifact(summary, STUDENT, "Model") + "/Format-Serving"
-    teacher_dir = teacher_uri + "/Format-Serving"
+    student_dir = artifacts.serving_model_dir(metadata.node_artifact(summary, STUDENT, "Model"))
+    teacher_dir = artifacts.serving_model_dir(teacher_uri)
     student = tf.keras.models.load_model(student_dir, compile=False)
     big = tf.keras.models.load_model(teacher_dir, compile=False)
     assert student.count_params() * 10 <= big.count_params()
@@ -139,7 +139,8 @@ def test_mlmd_lineage_shows_which_teacher_trained_the_pushed_student(census):
 def test_exported_models_are_plain_keras_without_training_wrappers(census):
     _, summary = census
     for node in (TEACHER, STUDENT):
-        model_dir = pathlib.Path(metadata.node_artifact(summary, node, "Model")) / "Format-Serving"
+        model_dir = pathlib.Path(artifacts.serving_model_dir(
+            metadata.node_artifact(summary, node, "Model")))
         graph = (model_dir / "saved_model.pb").read_bytes().lower()
         assert b"min_diff" not in graph and b"mindiff" not in graph, node
         assert b"distill" not in graph, node
@@ -317,7 +318,8 @@ def test_the_evaluator_gate_refuses_an_unfair_model_and_blesses_a_fair_one(censu
     tft_output = tft.TFTransformOutput(metadata.node_artifact(summary, "Transform", "TransformGraph"))
     male = [v.decode() for v in tft_output.vocabulary_by_name("vocab_sex")].index("Male")
     base = tf.keras.models.load_model(
-        metadata.node_artifact(summary, STUDENT, "Model") + "/Format-Serving", compile=False)
+        artifacts.serving_model_dir(metadata.node_artifact(summary, STUDENT, "Model")),
+        compile=False)
     features = pipeline_lib.features(cfg)
     ec = eval_config.build(cfg)
     for metric in ec.metrics_specs[0].metrics:  # no baseline model here: value thresholds only
@@ -331,7 +333,8 @@ def test_the_evaluator_gate_refuses_an_unfair_model_and_blesses_a_fair_one(censu
         tfma.run_model_analysis(
             eval_shared_model=tfma.default_eval_shared_model(model_dir, eval_config=ec),
             eval_config=ec, output_path=out,
-            data_location=metadata.node_artifact(summary, "CsvExampleGen", "Examples") + "/Split-eval/*",
+            data_location=artifacts.split_dir(
+                metadata.node_artifact(summary, "CsvExampleGen", "Examples"), "eval") + "/*",
             pipeline_options=beam.options.pipeline_options.PipelineOptions(
                 ["--runner=FnApiRunner"]))
         outcome[name] = (tfma.load_validation_result(out).validation_ok,
@@ -468,9 +471,14 @@ def test_taxi_runs_through_the_same_pipeline(tmp_path):
 
 
 def test_a_failing_component_is_named_with_the_log(tmp_path, write, capsys):
-    write("csv/train/a.csv", "age,sex,income\n30,Male,0\n40,Female,1\n")
-    write("csv/eval/a.csv", "age,sex,income\n35,Male,1\n")
-    schema = write("broken.pbtxt", "feature { name: 'age' type: NOT_A_TYPE }")
+    # Every check before the run passes; the teacher then finds no Female negative for MinDiff.
+    write("csv/train/a.csv", "age,sex,income\n30,Male,0\n40,Female,1\n50,Male,1\n")
+    write("csv/eval/a.csv", "age,sex,income\n35,Male,1\n45,Female,0\n")
+    schema = write("schema.pbtxt", """
+feature { name: "age" type: INT presence { min_fraction: 1.0 } }
+feature { name: "sex" type: BYTES presence { min_fraction: 1.0 } }
+feature { name: "income" type: INT presence { min_fraction: 1.0 } }
+""")
     cfg = write("cfg.toml", f"""
 [dataset]
 name = "broken"
@@ -479,9 +487,20 @@ schema = "{schema}"
 numeric = ["age"]
 categorical = ["sex"]
 label = "income"
+sensitive = "sex"
+groups = ["Female", "Male"]
+[mindiff]
+weight = 1.0
+[training]
+train_steps = 10
+eval_steps = 1
+batch_size = 2
+[distillation]
+enabled = false
 """)
     assert cli.main(["run", "--config", str(cfg), "--output", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
-    assert "component ImportSchemaGen failed" in err
+    assert "component TeacherTrainer failed" in err and "no training example has sex" in err
+    assert len(err.splitlines()) <= 3 and "Traceback" not in err
     log = pathlib.Path(err.split("Full log: ")[1].strip())
     assert "Traceback" in log.read_text()
