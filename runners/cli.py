@@ -298,9 +298,9 @@ def cmd_compare(args) -> int:
 def cmd_deploy(args) -> int:
     import pathlib
 
-    from serving import deployment
+    from runners import deploy
 
-    paths = deployment.write(_config(args), pathlib.Path(args.to).resolve() if args.to else None)
+    paths = deploy.write(_config(args), pathlib.Path(args.to).resolve() if args.to else None)
     for path in paths.values():
         print(path)
     return 0

@@ -1,1 +1,3 @@
-"""TF Serving: deployment files for the real server (and, later, a compatible local server)."""
+"""A TF Serving-compatible model server (`fairway serve`) and client (`fairway predict`), and the
+SavedModel warmup format. It reads only what the Pusher wrote: nothing here imports pipeline/ or
+runners/ (the import contract in pyproject.toml); the pipeline's ServingCheck uses it."""

@@ -1,4 +1,5 @@
-"""Deployment files for the real TensorFlow Serving, pointing at the Pusher's output.
+"""`fairway deploy`: deployment files for the real TensorFlow Serving, pointing at the Pusher's
+output (a command: it reads the config, so it lives with the runners, not in serving/).
 
 `fairway deploy` writes models.config (versions and stable/canary labels), batching parameters,
 a Prometheus monitoring config, a docker-compose file and Kubernetes manifests.
@@ -10,7 +11,8 @@ import pathlib
 
 import yaml
 
-from pipeline.config import FairwayError, PipelineConfig
+from pipeline.config import PipelineConfig
+from pipeline.errors import FairwayError
 
 IMAGE = "tensorflow/serving:2.16.1"  # matches tensorflow-serving-api in the lock
 MODEL_ROOT = "/models"  # where the container sees the Pusher's output

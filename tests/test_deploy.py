@@ -8,7 +8,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from pipeline import config
 from runners import cli
-from serving import deployment
+from runners import deploy
 
 
 def pushed(cfg, *versions, partial=()):
@@ -27,7 +27,7 @@ def cfg(tmp_path):
 
 def test_models_config_parses_with_canary_and_stable_labels(cfg):
     pushed(cfg, 100, 200, 300, partial=[400])
-    paths = deployment.write(cfg)
+    paths = deploy.write(cfg)
     msg = text_format.Parse(paths["models.config"].read_text(),
                             model_server_config_pb2.ModelServerConfig())
     [model] = msg.model_config_list.config
@@ -40,7 +40,7 @@ def test_fairway_serve_reads_the_same_models_config(cfg):
     from serving import manager
 
     pushed(cfg, 100, 200)
-    [source] = manager.sources_from_config(str(deployment.write(cfg)["models.config"]))
+    [source] = manager.sources_from_config(str(deploy.write(cfg)["models.config"]))
     assert source.name == "census" and source.base_path == "/models/census"
     assert source.policy == ("specific", frozenset({100, 200}))
     assert dict(source.labels) == {"stable": 100, "canary": 200}
@@ -49,7 +49,7 @@ def test_fairway_serve_reads_the_same_models_config(cfg):
 
 def test_a_single_version_is_stable_only(cfg):
     pushed(cfg, 7)
-    text = deployment.write(cfg)["models.config"].read_text()
+    text = deploy.write(cfg)["models.config"].read_text()
     msg = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
     assert dict(msg.model_config_list.config[0].version_labels) == {"stable": 7}
 
@@ -58,7 +58,7 @@ def test_batching_and_monitoring_by_hand(cfg):
     """No Python protos for BatchingParameters and MonitoringConfig: check the field names and
     the text-proto shape against session_bundle_config.proto / monitoring_config.proto."""
     pushed(cfg, 1)
-    paths = deployment.write(cfg)
+    paths = deploy.write(cfg)
     known = {"max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
              "num_batch_threads", "thread_pool_name", "allowed_batch_sizes",
              "pad_variable_length_inputs"}
@@ -72,7 +72,7 @@ def test_batching_and_monitoring_by_hand(cfg):
 
 def test_compose_and_kubernetes_point_at_the_pushers_output(cfg):
     pushed(cfg, 5, 6)
-    paths = deployment.write(cfg)
+    paths = deploy.write(cfg)
     service = yaml.safe_load(paths["docker-compose.yml"].read_text())["services"]["tf-serving"]
     assert f"{cfg.serving_dir / 'census'}:/models/census:ro" in service["volumes"]
     assert "--model_config_file=/config/models.config" in service["command"]
