@@ -21,7 +21,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from pipeline import config  # noqa: E402
 from pipeline import metadata  # noqa: E402
-from runners import local, spark  # noqa: E402
+from runners import engine_jobs, local, spark  # noqa: E402
 
 
 def timed_run(cfg: config.PipelineConfig, runner: str) -> dict:
@@ -32,7 +32,7 @@ def timed_run(cfg: config.PipelineConfig, runner: str) -> dict:
     else:
         local.run(cfg)
     wall = time.monotonic() - start
-    summary = metadata.run_summary(cfg)
+    summary = engine_jobs.attach(cfg, metadata.run_summary(cfg))
     nodes = {n["node"]: {"seconds": n["seconds"],
                          "spark_app_seconds": sum(a["duration"] for a in n.get(
                              "spark_applications", [])) / 1000 or None}

@@ -91,7 +91,6 @@ def run_summary(cfg: PipelineConfig, run_name: str | None = None) -> dict[str, A
             "artifacts": {artifact_types[a.type_id]: a.uri for a in arts},
         })
     summary: dict[str, Any] = {"pipeline": cfg.pipeline_name, "run_id": run.name, "nodes": nodes}
-    _attach_engine_jobs(cfg, summary)
     blessing = (artifacts_by_type.get("ModelBlessing") or [None])[-1]
     summary["blessed"] = bool(_prop(blessing, "blessed")) if blessing else None
     pushed = (artifacts_by_type.get("PushedModel") or [None])[-1]
@@ -102,21 +101,6 @@ def run_summary(cfg: PipelineConfig, run_name: str | None = None) -> dict[str, A
     summary["metrics"] = slice_metrics(evaluation.uri) if evaluation else {}
     summary["blessing_failures"] = blessing_failures(evaluation.uri) if evaluation else []
     return summary
-
-
-def _attach_engine_jobs(cfg: PipelineConfig, summary: dict[str, Any]) -> None:
-    """Add the Spark applications a distributed run recorded (runners.spark) to their nodes:
-    an application is named after its node's Beam job (cfg.beam_job_name) plus '_<uuid>'."""
-    record = cfg.beam_jobs_dir / f"{summary['run_id']}.json"
-    if not record.is_file():
-        return
-    jobs = json.loads(record.read_text())
-    summary["engine"] = {"name": jobs["engine"], "master": jobs["master"]}
-    for n in summary["nodes"]:
-        name = cfg.beam_job_name(n["node"])
-        apps = [a for a in jobs["applications"] if a["name"].rsplit("_", 1)[0] == name]
-        if apps:
-            n["spark_applications"] = apps
 
 
 def node_artifact(summary: dict[str, Any], node: str, kind: str) -> str:

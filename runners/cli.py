@@ -269,9 +269,9 @@ def cmd_run(args) -> int:
 
 def _print_status(cfg, as_json: bool) -> int:
     from pipeline import metadata
-    from runners import report
+    from runners import engine_jobs, report
 
-    summary = metadata.run_summary(cfg)
+    summary = engine_jobs.attach(cfg, metadata.run_summary(cfg))
     print(metadata.to_json(summary) if as_json
           else report.text(summary, cfg.evaluation.decision_threshold))
     return 0

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from pipeline import artifacts, config, metadata
-from runners import cli, spark
+from runners import cli, engine_jobs, spark
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BEAM_NODES = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
@@ -198,7 +198,7 @@ def spark_census(tmp_path_factory):
     out = tmp_path_factory.mktemp("spark")
     assert spark_run(out) == 0
     cfg = config.preset("census", output_dir=out)
-    return cfg, metadata.run_summary(cfg)
+    return cfg, engine_jobs.attach(cfg, metadata.run_summary(cfg))
 
 
 @pytest.mark.e2e
