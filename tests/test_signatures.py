@@ -121,3 +121,44 @@ def test_set_method_names_leaves_absent_signatures_absent(tmp_path):
     defs = saved_model.meta_graphs[0].signature_def
     assert signatures.CLASSIFY_SIGNATURE not in defs
     assert defs[signatures.REGRESS_SIGNATURE].method_name == "tensorflow/serving/regress"
+
+
+def test_a_tfdv_inferred_fixed_shape_and_optional_inputs_are_served(tmp_path):
+    """A schema from tfdv.infer_schema gives shape [1] to always-present columns
+    (FixedLenFeature([1])): serving_default still takes [batch] tensors. Optional columns take
+    '' / NaN (an optional int column takes floats) and score like examples without them."""
+    spec = {"age": tf.io.FixedLenFeature([1], tf.int64), "hours": tf.io.VarLenFeature(tf.int64),
+            "sex": tf.io.VarLenFeature(tf.string), "income": tf.io.FixedLenFeature([1], tf.int64)}
+    rows = [{"age": [20], "hours": [10], "sex": [b"Male"], "income": [0]},
+            {"age": [40], "hours": [], "sex": [b"Female"], "income": [1]},
+            {"age": [60], "hours": [50], "sex": [], "income": [1]}]
+    f = F.Features(("age", "hours"), ("sex",), "income", optional=("hours", "sex"))
+    tmp = str(tmp_path)
+    with tft_beam.Context(temp_dir=tmp + "/beam"):
+        meta = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+        fn = (rows, meta) | tft_beam.AnalyzeDataset(
+            lambda x: transform.preprocessing_fn(x, {"features": f.to_config()}))
+        _ = fn | tft_beam.WriteTransformFn(tmp + "/tft")
+    metadata_io.write_metadata(meta, f"{tmp}/tft/{tft.TFTransformOutput.RAW_METADATA_DIR}")
+    tft_output = tft.TFTransformOutput(tmp + "/tft")
+    tf.keras.utils.set_random_seed(0)
+    model = model_lib.build_mlp(f.numeric, {"sex": tft_output.vocabulary_size_by_name(
+        F.vocab_name("sex")) + 1}, hidden_units=[4], indicators=f.indicators)
+    signatures.export(model, tft_output, f, tmp + "/model")
+    sigs = tf.saved_model.load(tmp + "/model").signatures
+    raw = sigs[signatures.RAW_SIGNATURE]
+    assert raw.structured_input_signature[1]["hours"].dtype == tf.float64  # NaN = missing
+    by_raw = raw(age=tf.constant([20, 40, 60], tf.int64),
+                 hours=tf.constant([10.0, float("nan"), 50.0], tf.float64),
+                 sex=tf.constant(["Male", "Female", ""]))[signatures.OUTPUT_KEY].numpy()
+
+    def example(r):
+        feats = {k: (tf.train.Feature(bytes_list=tf.train.BytesList(value=v))
+                     if isinstance(v[0], bytes) else
+                     tf.train.Feature(int64_list=tf.train.Int64List(value=v)))
+                 for k, v in r.items() if v and k != "income"}
+        return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+    by_examples = sigs[signatures.EXAMPLES_SIGNATURE](examples=tf.constant(
+        [example(r) for r in rows]))[signatures.OUTPUT_KEY].numpy()
+    np.testing.assert_allclose(by_raw, by_examples, rtol=1e-6)

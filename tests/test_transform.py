@@ -57,3 +57,24 @@ def test_label_passes_through(transformed):
 def test_dense_conversion_of_sparse_input():
     sparse = tf.SparseTensor([[0, 0], [2, 0]], tf.constant(["a", "b"]), [3, 1])
     assert transform.to_dense(sparse).numpy().tolist() == [b"a", b"", b"b"]
+
+
+OPTIONAL = F.Features(numeric=("age",), categorical=("sex",), label="income",
+                      optional=("age", "sex"))
+
+
+def test_optional_numeric_is_imputed_with_the_mean_and_flagged():
+    with tempfile.TemporaryDirectory() as tmp, tft_beam.Context(temp_dir=tmp):
+        meta = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC))
+        (rows, _), fn = (ROWS, meta) | tft_beam.AnalyzeAndTransformDataset(
+            lambda x: transform.preprocessing_fn(x, {"features": OPTIONAL.to_config()}))
+        _ = fn | tft_beam.WriteTransformFn(tmp + "/tft")
+        vocab = tft.TFTransformOutput(tmp + "/tft").vocabulary_by_name(F.vocab_name("sex"))
+    present = np.array([20, 40, 60], dtype=float)
+    ages = np.array([r[F.xf("age")] for r in rows])
+    # Scaled with the present values' mean and std; the missing one is the mean (0).
+    np.testing.assert_allclose(ages, list((present - 40) / present.std()) + [0.0], atol=1e-5)
+    assert [r[F.missing_xf("age")] for r in rows] == [0.0, 0.0, 0.0, 1.0]
+    assert OPTIONAL.indicators == (F.missing_xf("age"),)
+    # A missing category has its own vocabulary entry, not the OOV bucket of unseen values.
+    assert int(rows[3][F.xf("sex")]) == list(vocab).index(F.MISSING_TOKEN.encode())
