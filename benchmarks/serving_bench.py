@@ -28,9 +28,8 @@ import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
-import serving_support as support  # noqa: E402
 from pipeline import config  # noqa: E402
+from runners.serve_process import serve  # noqa: E402
 from serving import client as client_lib  # noqa: E402
 from serving.servable import Servable  # noqa: E402
 
@@ -101,7 +100,7 @@ def main(argv=None) -> int:
               "cpus": os.cpu_count(), "in_process": {}, "rest": {}, "grpc": {}}
     calls = {1: args.calls, 64: max(200, args.calls // 4)}
 
-    with support.serve(pathlib.Path("/tmp"), "--model-dir", str(base), "--model-name",
+    with serve(pathlib.Path("/tmp"), "--model-dir", str(base), "--model-name",
                        cfg.model_name) as server:
         from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc,
                                              predict_pb2, prediction_service_pb2_grpc)
