@@ -11,7 +11,6 @@ import os
 import pathlib
 import platform
 import shutil
-import tempfile
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

@@ -13,7 +13,6 @@ import serving_support
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-from data import acquire
 from modules import signatures
 from pipeline import artifacts, config, eval_config, metadata, tfma_metrics
 from pipeline import pipeline as pipeline_lib

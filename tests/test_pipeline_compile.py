@@ -1,6 +1,5 @@
 """Compile the DAG to IR without running it: catches wiring mistakes in seconds."""
 import json
-import pathlib
 
 import pytest
 from tfx.dsl.compiler import compiler

@@ -6,7 +6,6 @@ import time
 import urllib.error
 import urllib.request
 
-import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
