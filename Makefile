@@ -11,7 +11,7 @@ LOCK := requirements/lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run compare test test-fast bench bench-serving bench-runners lock env chromium clean print-python
+.PHONY: run compare lint test test-fast bench bench-serving bench-runners lock env chromium clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -40,6 +40,12 @@ chromium:
 	@test -n "$(CHROMIUM)" || { echo "installing chromium (apt) for the report tests"; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium; }
+
+# ruff (errors only: syntax, undefined names, unused imports) and the import contract (the
+# layers and forbidden imports in pyproject.toml's [tool.importlinter]); both from the lock.
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 test: env chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
