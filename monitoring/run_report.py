@@ -229,7 +229,7 @@ def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
         "error-table")}
 <h3>Highest-loss eval examples</h3>
 {_table(["loss", "label", "prediction", "features"],
-        [[w["loss"], w["label"], w["prediction"], json.dumps(w["features"])]
+        [[w["loss"], w["label"], w["prediction"], json.dumps(w["features"], ensure_ascii=False)]
          for w in worst], "worst-table")}
 </body></html>
 """
