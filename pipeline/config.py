@@ -54,6 +54,7 @@ class DatasetSpec:
     # Raw label value -> 1/0, for a label written as two strings (e.g. Yes/No); ExampleGen maps.
     label_map: tuple[tuple[str, int], ...] = ()
     optional: tuple[str, ...] = ()  # features the schema lets be missing (read from it)
+    floats: tuple[str, ...] = ()  # FLOAT columns of the schema (ExampleGen reads them so)
     max_vocab: int = 200  # categorical vocabularies keep the most frequent values; rest -> OOV
     split: str = "hash"  # unsplit data: "hash" (2:1 by ExampleGen) or "stratified" (by label)
 
@@ -316,7 +317,8 @@ def _with_schema(dataset: DatasetSpec, src: str) -> DatasetSpec:
                   f"{path}", types.get(key, "not in the schema"))
     optional = tuple(f.name for f in schema.feature if f.name in dataset.features
                      and not (f.HasField("presence") and f.presence.min_fraction >= 1.0))
-    return dataclasses.replace(dataset, optional=optional)
+    floats = tuple(f.name for f in schema.feature if f.type == schema_pb2.FLOAT)
+    return dataclasses.replace(dataset, optional=optional, floats=floats)
 
 
 def _section(raw: Mapping[str, Any], cls: type, prefix: str, src: str):

@@ -4,12 +4,14 @@ TFX's CsvExampleGen writes an empty cell as a feature with no value, so TFDV cou
 present (missing 0 %) and a schema that says "one value" reports "fewer values than expected".
 This executor runs TFX's own CSV reader, then drops those empty features, and maps a two-valued
 label (e.g. Yes/No) to 1/0 with the config's `label_map`, so every later component, TFMA
-included, sees a 0/1 label. The node keeps the id `CsvExampleGen`.
+included, sees a 0/1 label. TFX infers a column's type per split, so a FLOAT column whose values
+in one split all look like integers would arrive as INT there: the schema's FLOAT columns are
+written as floats. The node keeps the id `CsvExampleGen`.
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import apache_beam as beam
 import tensorflow as tf
@@ -24,12 +26,18 @@ UNMAPPED_LABEL = -1  # a label cell outside label_map: the schema's 0..1 domain 
 
 
 def clean_example(example: tf.train.Example, label: str | None = None,
-                  label_map: Mapping[str, int] | None = None) -> tf.train.Example:
-    """The example without its empty features, and with the label mapped through label_map."""
+                  label_map: Mapping[str, int] | None = None,
+                  floats: Sequence[str] = ()) -> tf.train.Example:
+    """The example without its empty features, the `floats` columns as floats, and the label
+    mapped through label_map."""
     features = example.features.feature
     for key in [k for k, f in features.items()
                 if not getattr(f, f.WhichOneof("kind") or "bytes_list").value]:
         del features[key]
+    for key in floats:
+        if key in features and features[key].WhichOneof("kind") == "int64_list":
+            values = list(features[key].int64_list.value)
+            features[key].CopyFrom(tf.train.Feature(float_list=tf.train.FloatList(value=values)))
     if label_map and label in features:
         f = features[label]
         raw = getattr(f, f.WhichOneof("kind")).value[0]
@@ -56,10 +64,11 @@ class _CsvToCleanExample(beam.PTransform):
         self._read = read(exec_properties, split_pattern)
         options = _options(exec_properties)
         self._label, self._label_map = options.get("label"), options.get("label_map")
+        self._floats = options.get("floats", [])
 
     def expand(self, pipeline):
         return (pipeline | "ReadCsv" >> self._read
-                | "Clean" >> beam.Map(clean_example, self._label, self._label_map))
+                | "Clean" >> beam.Map(clean_example, self._label, self._label_map, self._floats))
 
 
 class Executor(csv_executor.Executor):
@@ -68,7 +77,8 @@ class Executor(csv_executor.Executor):
 
 
 def component(input_base: str, presplit: bool, label: str,
-              label_map: Mapping[str, int] | None) -> tfx.components.CsvExampleGen:
+              label_map: Mapping[str, int] | None,
+              floats: Sequence[str] = ()) -> tfx.components.CsvExampleGen:
     """The ExampleGen node: `train/*` + `eval/*` when presplit, else a 2:1 hash split."""
     from tfx.components import FileBasedExampleGen
 
@@ -81,7 +91,8 @@ def component(input_base: str, presplit: bool, label: str,
             tfx.proto.SplitConfig.Split(name="train", hash_buckets=2),
             tfx.proto.SplitConfig.Split(name="eval", hash_buckets=1)]))}
     options = struct_pb2.Struct()
-    options.update(json.loads(json.dumps({"label": label, "label_map": dict(label_map or {})})))
+    options.update(json.loads(json.dumps({"label": label, "label_map": dict(label_map or {}),
+                                          "floats": list(floats)})))
     custom = example_gen_pb2.CustomConfig()
     custom.custom_config.Pack(options)
     return FileBasedExampleGen(

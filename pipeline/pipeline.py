@@ -39,7 +39,7 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
                                                    "groups": list(cfg.dataset.groups)}}
 
     example_gen = example_gen_lib.component(str(data.base), data.presplit, cfg.dataset.label,
-                                            dict(cfg.dataset.label_map))
+                                            dict(cfg.dataset.label_map), cfg.dataset.floats)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=str(data.schema))
     example_validator = tfx.components.ExampleValidator(
