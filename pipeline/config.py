@@ -25,7 +25,19 @@ DEFAULT_BEAM_ARGS = ("--runner=FnApiRunner",)
 
 SOURCES = ("census", "taxi", "csv")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-_FEATURE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Column names become serving input names: TensorFlow's SavedModel signatures refuse a leading
+# '_' and the name 'self' (measured: the export fails), so they are refused up front.
+_FEATURE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+RESERVED_NAMES = frozenset({"self"})
+
+
+def feature_name_problem(name: str) -> str | None:
+    """Why a column cannot be a feature or label name (None: it can)."""
+    if name in RESERVED_NAMES:
+        return f"'{name}' is reserved by TensorFlow's serving signatures"
+    if not _FEATURE_RE.match(name):
+        return "expected letters, digits and '_', starting with a letter"
+    return None
 
 
 class ConfigError(FairwayError, ValueError):
@@ -221,8 +233,8 @@ def _str_list(raw: Mapping[str, Any], key: str, src: str, required: bool = True)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         _fail(src, f"dataset.{key}", "a list of column names", value)
     for v in value:
-        if not _FEATURE_RE.match(v):
-            _fail(src, f"dataset.{key}", "column names of letters, digits and '_'", v)
+        if feature_name_problem(v):
+            _fail(src, f"dataset.{key}", f"column names ({feature_name_problem(v)})", v)
     return tuple(value)
 
 
@@ -246,7 +258,7 @@ def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> 
     if both:
         _fail(src, "dataset.categorical", "columns not also listed as numeric", sorted(both))
     label = raw.get("label")
-    if not isinstance(label, str) or not _FEATURE_RE.match(label):
+    if not isinstance(label, str) or feature_name_problem(label):
         _fail(src, "dataset.label", "a column name", label)
     if label in numeric or label in categorical:
         _fail(src, "dataset.label", "a column that is not also a feature", label)

@@ -135,3 +135,11 @@ def test_features_are_checked_against_the_schema_and_optional_ones_found(write):
         config.load(write("b.toml", base + 'numeric = ["workclass"]\n'))
     with pytest.raises(config.ConfigError, match=r"feature 'nope'.*not in the schema"):
         config.load(write("c.toml", base + 'numeric = ["nope"]\n'))
+
+
+@pytest.mark.parametrize("name", ["self", "_hidden", "9lives", "a-b"])
+def test_names_a_serving_signature_cannot_take_are_refused(write, name):
+    cfg = write("n.toml", f'[dataset]\nname = "census"\nsource = "census"\nnumeric = ["{name}"]\n'
+                          'label = "income"\n')
+    with pytest.raises(config.ConfigError, match="dataset.numeric"):
+        config.load(cfg)
