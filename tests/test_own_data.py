@@ -23,7 +23,7 @@ from runners import cli
 from serving import client
 
 pytestmark = pytest.mark.e2e
-STEPS = "300"
+STEPS, SAMPLE = "300", "2000"  # rows per split: only COMPAS is larger
 
 
 def torture(dest):
@@ -71,7 +71,7 @@ def own(request, tmp_path_factory):
     data = make(root / "data")
     assert cli.main(["init", "--csv", str(data), *args, "--to", str(root / "config")]) == 0
     toml = root / "config" / f"{data.stem}.toml"
-    assert cli.main(["run", "--config", str(toml), "--train-steps", STEPS,
+    assert cli.main(["run", "--config", str(toml), "--train-steps", STEPS, "--sample", SAMPLE,
                      "--output", str(root / "out")]) == 0
     cfg = config.load(toml, output_dir=root / "out")
     return name, data, cfg, metadata.run_summary(cfg)
