@@ -30,7 +30,8 @@ from tfx_bsl.coders import csv_decoder
 from data import csvfile
 from data.acquire import DataError
 from modules import model as model_lib
-from pipeline.config import _FEATURE_RE, _NAME_RE, ConfigError, DatasetSpec, FairwayError, load
+from pipeline.config import (_NAME_RE, ConfigError, DatasetSpec, FairwayError,
+                             feature_name_problem, load)
 
 # CsvExampleGen's column types: UNKNOWN (only empty cells) < INT < FLOAT < STRING.
 ColumnType = csv_decoder.ColumnType
@@ -40,6 +41,7 @@ HIGH_CARDINALITY = 100  # more distinct values than this (or > half unique): no 
 PRESENCE_MARGIN = 0.1
 THRESHOLD_FLOOR, THRESHOLD_FACTOR, THRESHOLD_CAP = 0.1, 3, 1.0
 SEED = 0  # the random halves that calibrate the drift thresholds
+TAILS, TAIL_FACTOR = (0.0025, 0.005, 0.01), 1.25  # rarest end values (SCHEMA_RULES)
 # A teacher ladder for the student's size budget (distillation.max_param_ratio): the first one
 # at least 1/ratio times the student's size is written to [training].
 TEACHER_LADDER = ((64, 32), (256, 128), (512, 256, 128))
@@ -62,7 +64,12 @@ SCHEMA_RULES = f"""\
 # - drift_comparator (this run's training data vs the last accepted one) and skew_comparator
 #   (serving traffic vs training): L-infinity for categorical, Jensen-Shannon divergence for
 #   numeric columns; threshold = max({THRESHOLD_FLOOR}, {THRESHOLD_FACTOR} x the distance between
-#   two random halves of this data, rounded up to 2 decimals), at most {THRESHOLD_CAP}.
+#   two random halves of this data, {TAIL_FACTOR} x the largest distance between this data and
+#   itself without a numeric column's rarest end values), rounded up to 2 decimals, at most
+#   {THRESHOLD_CAP}. Rarest end values: the lowest and the highest values while they hold at most
+#   {" / ".join(f"{t * 100:g}%" for t in TAILS)} of the column's values. A batch of a few
+#   hundred rows often lacks them, and TFDV's histogram buckets span min to max: their absence
+#   alone moves the distance.
 # - Ignored columns (--ignore) stay in the schema (they are in the examples): presence 0, no
 #   domain, no comparators, so they never raise an anomaly.
 """
@@ -182,6 +189,12 @@ def _label_map(data: Data, label: str, positive: str | None) -> dict[str, int] |
     return {positive: 1, **{k: 0 for k in counts if k != positive}}
 
 
+def _suggest(name: str) -> str:
+    """A valid feature name close to `name`."""
+    fixed = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "col"
+    return fixed if not feature_name_problem(fixed) else f"col_{fixed}"
+
+
 def _check_columns(data: Data, label: str, ignore: Sequence[str]) -> None:
     src = data.source
     for name in ignore:
@@ -196,10 +209,10 @@ def _check_columns(data: Data, label: str, ignore: Sequence[str]) -> None:
     for name, col in data.columns.items():
         if name in ignore:
             continue
-        if not _FEATURE_RE.match(name):
-            raise DataError(f"{src}: column '{name}': expected a name of letters, digits and "
-                            f"'_' (not starting with a digit): rename it in the header, e.g. "
-                            f"'{re.sub(r'[^A-Za-z0-9_]+', '_', name).strip('_') or 'col'}', "
+        if feature_name_problem(name):
+            raise DataError(f"{src}: column '{name}': {feature_name_problem(name)}: rename it "
+                            f"in the header, e.g. "
+                            f"'{_suggest(name)}', "
                             f"or leave it out with --ignore '{name}'")
         split_types = {s: t for s, t in col.types.items() if t != ColumnType.UNKNOWN}
         if len(set(split_types.values())) > 1:
@@ -327,22 +340,48 @@ def _floor(x: float) -> float:
     return math.floor(round(x * 100, 6)) / 100
 
 
-def _thresholds(frame, schema, names: Sequence[str]) -> dict[str, tuple[float, float]]:
-    """(measured, threshold) per feature: the distance between two random halves of the data."""
+def _without_tails(frame, numeric: Sequence[str], tail: float):
+    """The frame without each numeric column's rarest values at either end (missing instead):
+    the values at the low, then at the high end, while they hold at most `tail` of its
+    values."""
+    out = frame.copy()
+    for name in numeric:
+        counts = out[name].value_counts().sort_index()
+        rare = []
+        for values in (counts.index, counts.index[::-1]):
+            cumulative = counts[values].cumsum()
+            rare += list(cumulative.index[cumulative <= tail * counts.sum()])
+        out.loc[out[name].isin(rare), name] = None
+    return out
+
+
+def _thresholds(frame, stats, schema, names: Sequence[str],
+                numeric: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """(halves, tails, threshold) per feature: the distance between two random halves of the
+    data, and the largest between the data (`stats`) and the data without its rarest numeric
+    values (TAILS)."""
     probe = type(schema)()
     probe.CopyFrom(schema)
     _set_comparators(probe, {n: 0.0 for n in names})
+
+    def distances(a, b) -> dict[str, float]:
+        found = {n: 0.0 for n in names}
+        for info in tfdv.validate_statistics(a, probe, previous_statistics=b).drift_skew_info:
+            name = ".".join(info.path.step)
+            found[name] = max([m.value for m in info.drift_measurements] + [0.0])
+        return found
+
     rows = list(range(len(frame)))
     random.Random(SEED).shuffle(rows)
     half = len(rows) // 2
-    a, b = (tfdv.generate_statistics_from_dataframe(frame.iloc[sorted(r)])
-            for r in (rows[:half], rows[half:]))
-    measured = {n: 0.0 for n in names}
-    for info in tfdv.validate_statistics(a, probe, previous_statistics=b).drift_skew_info:
-        name = ".".join(info.path.step)
-        measured[name] = max([m.value for m in info.drift_measurements] + [0.0])
-    return {n: (m, min(THRESHOLD_CAP, max(THRESHOLD_FLOOR, _round_up(THRESHOLD_FACTOR * m))))
-            for n, m in measured.items()}
+    halves = distances(*(tfdv.generate_statistics_from_dataframe(frame.iloc[sorted(r)])
+                         for r in (rows[:half], rows[half:])))
+    trimmed = [distances(tfdv.generate_statistics_from_dataframe(
+        _without_tails(frame, numeric, tail)), stats) for tail in TAILS]
+    tails = {n: max(t[n] for t in trimmed) for n in names}
+    return {n: (halves[n], tails[n], min(THRESHOLD_CAP, max(
+        THRESHOLD_FLOOR, _round_up(THRESHOLD_FACTOR * halves[n]),
+        _round_up(TAIL_FACTOR * tails[n])))) for n in names}
 
 
 def _curate(data: Data, stats, frame, label: str, label_map, ignore, log):
@@ -400,10 +439,14 @@ def _curate(data: Data, stats, frame, label: str, label_map, ignore, log):
     del schema.default_environment[:]
     schema.default_environment.extend(["TRAINING", "SERVING"])
     features = [f.name for f in schema.feature if f.name not in ignore and f.name != label]
-    thresholds = _thresholds(frame, schema, features)
-    _set_comparators(schema, {n: t for n, (_, t) in thresholds.items()})
-    for name, (m, t) in thresholds.items():
-        comments[name].append(f"random halves of the data differ by {m:.3f}: threshold {t}")
+    numeric = [f.name for f in schema.feature
+               if f.name in features and f.type in (schema_pb2.INT, schema_pb2.FLOAT)]
+    thresholds = _thresholds(frame, stats, schema, features, numeric)
+    _set_comparators(schema, {n: t for n, (_, _, t) in thresholds.items()})
+    for name, (halves, tails, t) in thresholds.items():
+        comments[name].append(f"random halves of the data differ by {halves:.3f}" + (
+            f", without its rarest end values by {tails:.3f}" if name in numeric else "")
+            + f": threshold {t}")
     return schema, comments
 
 
@@ -645,7 +688,8 @@ def run(csv: str, label: str, *, positive: str | None = None, sensitive: str | N
     log("[init] statistics (TFDV) ...")
     frame = _frame(data, label, label_map)
     stats = tfdv.generate_statistics_from_dataframe(frame)
-    log("[init] schema and drift thresholds (two random halves of the data) ...")
+    log("[init] schema and drift thresholds (random halves of the data, rare values left "
+        "out) ...")
     schema, comments = _curate(data, stats, frame, label, label_map, ignore, log)
     anomalies = tfdv.validate_statistics(stats, schema, environment="TRAINING").anomaly_info
     if anomalies:  # a bug here, not in the data: the schema must accept the data it came from
