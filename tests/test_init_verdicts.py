@@ -13,6 +13,7 @@ import apache_beam as beam
 import pytest
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 from data import acquire, init, spans
 from pipeline import config, example_gen
@@ -23,12 +24,14 @@ BAD_EVERY = 20  # one row in 20 (5 %) made bad
 OPTIONS = beam.options.pipeline_options.PipelineOptions(list(config.DEFAULT_BEAM_ARGS))
 
 
-def pipeline_verdict(csv_dir: pathlib.Path, schemas: dict, label: str, label_map,
+def pipeline_verdict(csv_dir: pathlib.Path, schemas: dict, label: str, label_map, floats,
                      work: pathlib.Path, previous=None):
     """(statistics, {schema name: {feature: problems}}) of the CSVs in csv_dir as the pipeline
-    sees them: ExampleGen's examples, their statistics, ExampleValidator's anomalies and, with
-    `previous` (the last accepted statistics), the DataGate's drift check. No problem: pass."""
-    node = example_gen.component(str(csv_dir), presplit=False, label=label, label_map=label_map)
+    sees them: ExampleGen's examples (`floats`: the schemas' FLOAT columns, dataset.floats),
+    their statistics, ExampleValidator's anomalies and, with `previous` (the last accepted
+    statistics), the DataGate's drift check. No problem: pass."""
+    node = example_gen.component(str(csv_dir), presplit=False, label=label, label_map=label_map,
+                                 floats=floats)
     props = {"input_base": str(csv_dir), "custom_config": node.exec_properties["custom_config"]}
     with beam.Pipeline(options=OPTIONS) as p:
         _ = (p | example_gen._CsvToCleanExample(props, "*")  # pylint: disable=protected-access
@@ -99,19 +102,22 @@ def verdicts(tmp_path_factory):
     assert not label_map  # income is 0/1 in the census CSVs, as the curated schema has it
     schemas = {"curated": tfdv.load_schema_text(str(CURATED)),
                "init": tfdv.load_schema_text(str(cfg.dataset.schema_file))}
+    floats = {name: tuple(f.name for f in schema.feature if f.type == schema_pb2.FLOAT)
+              for name, schema in schemas.items()}
+    assert floats["curated"] == floats["init"] == cfg.dataset.floats  # one reading serves both
+    read = dict(label="income", label_map=label_map, floats=cfg.dataset.floats)
     found = {}
     header, rows = _read(data / "eval" / "data.csv")
     for name, make in VARIANTS.items():
         folder = _write(tmp / "variants" / name, *make(header, rows))
-        _, found[name] = pipeline_verdict(folder, schemas, "income", label_map,
-                                          tmp / "work" / name)
+        _, found[name] = pipeline_verdict(folder, schemas, work=tmp / "work" / name, **read)
     # New spans against the sample's train split as the last accepted data (DataGate: train).
-    accepted, _ = pipeline_verdict(data / "train", schemas, "income", label_map,
-                                   tmp / "work" / "accepted")
+    accepted, _ = pipeline_verdict(data / "train", schemas, work=tmp / "work" / "accepted",
+                                   **read)
     for name, how in (("span_clean", None), ("span_drifted", cfg.inject_drift)):
         span = spans.write(data, tmp / "spans" / name, SPAN_ROWS, 2, how)
-        _, found[name] = pipeline_verdict(span / "train", schemas, "income", label_map,
-                                          tmp / "work" / name, previous=accepted)
+        _, found[name] = pipeline_verdict(span / "train", schemas, work=tmp / "work" / name,
+                                          previous=accepted, **read)
     for name, by_schema in found.items():
         for schema, problems in by_schema.items():
             print(f"{name:<13} {schema:<8} " + ("pass" if not problems else " | ".join(
