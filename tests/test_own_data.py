@@ -27,16 +27,23 @@ STEPS, SAMPLE = "300", "2000"  # rows per split: only COMPAS is larger
 
 
 def torture(dest):
-    """Missing cells in int, float and string columns, quoted commas and quotes, unicode, a
-    high-cardinality column, a constant column and a Yes/No label that depends on the data."""
+    """A folder of two CSV files: missing cells in int, float and string columns, quoted commas
+    and quotes, unicode, a high-cardinality column, a constant column and a Yes/No label that
+    depends on the data."""
     rng = random.Random(7)
     cities = ["Zürich", "São Paulo", "Kraków", "Ōsaka", "New York, NY", "Reykjavík"]
-    path = dest / "torture.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = dest / "torture"
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in (1, 2):
+        _torture_file(folder / f"part-{part}.csv", rng, cities)
+    return folder
+
+
+def _torture_file(path, rng, cities):
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["age", "income", "city", "grp", "note", "const", "score", "bought"])
-        for _ in range(1500):
+        for _ in range(750):
             grp, age, score = rng.choice("ABBC"), rng.randint(18, 80), rng.random()
             logit = age / 80 + score + (0.3 if grp == "A" else 0) + rng.gauss(0, 0.3)
             row = [age, round(rng.gauss(50000, 15000), 2), rng.choice(cities), grp,
@@ -46,7 +53,6 @@ def torture(dest):
                 if rng.random() < 0.05:
                     row[j] = ""
             w.writerow(row)
-    return path
 
 
 SCENARIOS = {
@@ -77,9 +83,17 @@ def own(request, tmp_path_factory):
     return name, data, cfg, metadata.run_summary(cfg)
 
 
-def rows_of(path, n):
-    with path.open(newline="", encoding="utf-8") as f:
-        return [r for _, r in zip(range(n), csv.DictReader(f))]
+def csv_files(data):
+    """The dataset's CSV files: the file itself, or every CSV of the folder."""
+    return sorted(data.glob("*.csv")) if data.is_dir() else [data]
+
+
+def rows_of(data, n):
+    rows = []
+    for path in csv_files(data):
+        with path.open(newline="", encoding="utf-8") as f:
+            rows += list(csv.DictReader(f))
+    return rows[:n]
 
 
 def test_every_node_completes_and_the_model_is_blessed_or_the_refusal_explained(own):
@@ -105,12 +119,10 @@ def test_statistics_count_empty_cells_as_missing(own):
     name, data, cfg, summary = own
     import tensorflow_data_validation as tfdv
 
-    with data.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        empty = {c: 0 for c in reader.fieldnames}
-        for r in reader:
-            for c, v in r.items():
-                empty[c] += v == ""
+    empty = {}
+    for r in rows_of(data, None):
+        for c, v in r.items():
+            empty[c] = empty.get(c, 0) + (v == "")
     stats_uri = metadata.node_artifact(summary, "StatisticsGen", "ExampleStatistics")
     missing = {}
     for split in ("train", "eval"):
