@@ -9,6 +9,7 @@ import dataclasses
 import os
 import pathlib
 import re
+import time
 from typing import Any, Mapping
 
 import tomli
@@ -216,16 +217,41 @@ class PipelineConfig:
         """Where a distributed runner records the engine's jobs per run (<run_id>.json)."""
         return self.output_dir / "beam-jobs"
 
+    @property
+    def logs_dir(self) -> pathlib.Path:
+        """TFX's run logs and the logs of the services a runner starts."""
+        return self.output_dir / "logs"
+
+    def log_path(self, kind: str, suffix: str = "") -> pathlib.Path:
+        """A new log in logs_dir named after its kind and the local time, e.g.
+        `run-20260101-120000.log` (a file) or `spark-20260101-120000` (a folder)."""
+        return self.logs_dir / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
+
+    def command_dir(self, command: str) -> pathlib.Path:
+        """Where a command writes by default (compile, compare, deploy, monitor, report, ...)."""
+        return self.output_dir / command
+
     def beam_job_name(self, node_id: str) -> str:
         """The Beam job name of a node: names its Spark application or Dataflow job (lower
         case, digits and '-', as Dataflow requires)."""
         return re.sub(r"[^a-z0-9]+", "-", f"{self.pipeline_name}-{node_id}".lower()).strip("-")
 
 
+def _user_cache() -> pathlib.Path:
+    return pathlib.Path.home() / ".cache" / "fairway"
+
+
 def data_home() -> pathlib.Path:
     """Where downloaded datasets are cached (FAIRWAY_DATA_HOME overrides)."""
     env = os.environ.get("FAIRWAY_DATA_HOME")
-    return pathlib.Path(env) if env else pathlib.Path.home() / ".cache" / "fairway" / "datasets"
+    return pathlib.Path(env) if env else _user_cache() / "datasets"
+
+
+def cache_dir(kind: str) -> pathlib.Path:
+    """Where downloads of one kind (e.g. "spark": Beam's job server) are cached:
+    $FAIRWAY_CACHE/<kind>, default ~/.cache/fairway/<kind>."""
+    env = os.environ.get("FAIRWAY_CACHE")
+    return (pathlib.Path(env) if env else _user_cache()) / kind
 
 
 def _str_list(raw: Mapping[str, Any], key: str, src: str, required: bool = True) -> tuple[str, ...]:

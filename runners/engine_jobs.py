@@ -1,10 +1,12 @@
-"""The engine jobs a distributed run recorded, attached to the nodes of its run summary.
+"""The engine jobs a distributed run recorded, written here and attached to the nodes of its run
+summary.
 
-runners.spark writes `<cfg.beam_jobs_dir>/<run_id>.json` after a run on Spark:
+After a run on Spark, runners.spark calls `record`, which writes
+`<cfg.beam_jobs_dir>/<run_id>.json`:
 `{"engine": "spark", "master": URL, "applications": [{"id", "name", "state", "starttime",
 "duration", "cores"}, ...]}`. An application is named after its node's Beam job
 (`cfg.beam_job_name(node)`) plus `_<uuid>`. The format belongs to the runners: the pipeline's
-MLMD summary (pipeline.metadata.run_summary) knows nothing of it.
+MLMD summary (pipeline.metadata.run_summary) knows nothing of it; `attach` reads it back.
 """
 from __future__ import annotations
 
@@ -12,6 +14,14 @@ import json
 from typing import Any
 
 from pipeline.config import PipelineConfig
+
+
+def record(cfg: PipelineConfig, run_id: str, engine: str, master: str,
+           applications: list[dict[str, Any]]) -> None:
+    """Write the engine jobs of run `run_id` where `attach` finds them."""
+    cfg.beam_jobs_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.beam_jobs_dir / f"{run_id}.json").write_text(json.dumps(
+        {"engine": engine, "master": master, "applications": applications}, indent=2))
 
 
 def attach(cfg: PipelineConfig, summary: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from pipeline import artifacts, config, metadata
-from runners import cli, engine_jobs, spark
+from runners import cli, engine_jobs, spark, spark_cluster
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BEAM_NODES = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
@@ -54,6 +54,26 @@ def test_beam_job_names_are_valid_dataflow_names_and_name_the_node():
     cfg = config.preset("census")
     assert cfg.beam_job_name("StatisticsGen") == "fairway-census-statisticsgen"
     assert cfg.beam_job_name("Some_Node.x") == "fairway-census-some-node-x"
+
+
+def test_the_record_a_spark_run_writes_is_read_back_onto_its_nodes(tmp_path):
+    cfg = config.preset("census", output_dir=tmp_path)
+    app = {"id": "app-7", "name": cfg.beam_job_name("Transform") + "_9f", "state": "FINISHED",
+           "starttime": 5, "duration": 1000, "cores": 2}
+    engine_jobs.record(cfg, "run-7", "spark", "spark://127.0.0.1:7077", [app])
+    summary = engine_jobs.attach(cfg, {"run_id": "run-7", "nodes": [
+        {"node": "Transform"}, {"node": "TeacherTrainer"}]})
+    assert summary["engine"] == {"name": "spark", "master": "spark://127.0.0.1:7077"}
+    assert summary["nodes"] == [{"node": "Transform", "spark_applications": [app]},
+                                {"node": "TeacherTrainer"}]
+
+
+def test_spark_logs_and_the_job_server_cache_are_where_the_config_says(tmp_path, monkeypatch):
+    cfg = config.preset("census", output_dir=tmp_path)
+    log = cfg.log_path("spark")
+    assert log.parent == tmp_path / "logs" and log.name.startswith("spark-")
+    monkeypatch.setenv("FAIRWAY_CACHE", str(tmp_path / "cache"))
+    assert config.cache_dir("spark") == tmp_path / "cache" / "spark"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -112,7 +132,7 @@ def test_a_cluster_of_another_spark_version_is_refused_with_the_fix(capsys, tmp_
         server.shutdown()
     err = capsys.readouterr().err
     assert code == cli.EXIT_FAILED
-    assert "runs Spark 3.4.1" in err and f"uses Spark {spark.spark_version()}" in err
+    assert "runs Spark 3.4.1" in err and f"uses Spark {spark_cluster.spark_version()}" in err
     assert "pyspark==3.4.*" in err
 
 
@@ -143,7 +163,7 @@ def test_a_job_server_that_cannot_start_stops_the_cluster_and_says_why(capsys, t
 @pytest.fixture
 def existing_cluster(tmp_path):
     """A standalone cluster started the way an operator would (bin/spark-class), not by Fairway."""
-    home, ports = spark.spark_home(), [spark.free_port() for _ in range(3)]
+    home, ports = spark_cluster.spark_home(), [spark_cluster.free_port() for _ in range(3)]
     master, ui = f"spark://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOG_DIR": str(tmp_path)}
     procs = [subprocess.Popen(
@@ -151,13 +171,13 @@ def existing_cluster(tmp_path):
          "127.0.0.1", "--port", str(ports[0]), "--webui-port", str(ports[1])],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
     try:
-        wait_for(lambda: spark.master_status(ui)["status"] == "ALIVE")
+        wait_for(lambda: spark_cluster.master_status(ui)["status"] == "ALIVE")
         procs.append(subprocess.Popen(
             [str(home / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker", "--host",
              "127.0.0.1", "--webui-port", str(ports[2]), "--work-dir", str(tmp_path / "work"),
              master], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True))
-        wait_for(lambda: spark.master_status(ui)["aliveworkers"] == 1)
+        wait_for(lambda: spark_cluster.master_status(ui)["aliveworkers"] == 1)
         yield master, ui
     finally:
         for proc in procs:
@@ -187,7 +207,7 @@ def test_on_an_existing_cluster_a_timeout_stops_only_what_fairway_started(
     assert code == cli.EXIT_FAILED
     assert "Spark run timed out after 60s" in err
     assert our_processes(str(out)) == []  # job server and worker pool are gone
-    status = spark.master_status(ui)  # the operator's cluster is still up
+    status = spark_cluster.master_status(ui)  # the operator's cluster is still up
     assert status["status"] == "ALIVE" and status["aliveworkers"] == 1
     apps = status["completedapps"] + status["activeapps"]
     assert any(a["name"].startswith("fairway-census-csvexamplegen_") for a in apps), apps
