@@ -391,14 +391,6 @@ class Cluster:
                 f"{'.'.join(mine.split('.')[:2])} cluster")
 
     # -- use ---------------------------------------------------------------------------------
-    def beam_args(self) -> tuple[str, ...]:
-        return ("--runner=PortableRunner", f"--job_endpoint=127.0.0.1:{self.job_port}",
-                f"--artifact_endpoint=127.0.0.1:{self.artifact_port}",
-                "--environment_type=EXTERNAL", f"--environment_config={self.worker_pool}",
-                # Keep SDK harnesses across a job's tasks: without it every Spark task starts
-                # a new one, importing TensorFlow again (14 starts for a 500-row ExampleGen).
-                "--environment_cache_millis=600000")
-
     def applications(self) -> list[dict]:
         """Applications this run created (started after the cluster came up), from the master."""
         status = master_status(self.ui)
