@@ -7,10 +7,11 @@ ENV TF_USE_LEGACY_KERAS=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /fairway
 
-# The hashed lock first, so a code change does not reinstall the stack.
+# The worker's hashed lock first, so a code change does not reinstall the stack: the base
+# dependencies only (no pyspark, matplotlib, pytest or pip tooling; `make lock` writes it).
 COPY requirements/ requirements/
 RUN pip install --no-cache-dir "uv==0.13.9" \
- && uv pip install --system --no-cache --require-hashes -r requirements/lock.txt \
+ && uv pip install --system --no-cache --require-hashes -r requirements/worker-lock.txt \
  && uv pip install --system --no-cache --no-deps --require-hashes \
       -r requirements/fairness-indicators.txt
 

@@ -8,6 +8,8 @@ UV := .uv/bin/uv
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $$HOME/.pyenv)
 PYTHON310 ?= $(firstword $(shell ls -d $(PYENV_ROOT)/versions/3.10.*/bin/python3 2>/dev/null | sort -V | tail -1) $(shell command -v python3.10 2>/dev/null))
 LOCK := requirements/lock.txt
+# The Dataflow/Vertex worker image's lock (Dockerfile): the base dependencies only, no extras.
+WORKER_LOCK := requirements/worker-lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
@@ -64,10 +66,17 @@ bench-runners: env
 bench-serving: env
 	$(PY) -m benchmarks.serving_bench $(ARGS)
 
-# Regenerate the pinned, hashed lock (no index URLs are written).
+# Regenerate the pinned, hashed locks (no index URLs are written): $(LOCK) is everything (the
+# base set, the driver CLI's and the tests' extras) for .venv; $(WORKER_LOCK) is the base set at
+# the same versions (constrained by $(LOCK)) for the worker image, without pyspark, matplotlib,
+# pytest or pip.
 lock: | $(UV)
-	$(UV) pip compile pyproject.toml --extra test --python-version 3.10 \
+	$(UV) pip compile pyproject.toml --extra cli --extra test --python-version 3.10 \
 	  --override requirements/overrides.txt --generate-hashes --no-header -o $(LOCK)
+	$(UV) pip compile pyproject.toml --python-version 3.10 -c $(LOCK) \
+	  --override requirements/overrides.txt --generate-hashes --no-header -o $(WORKER_LOCK)
+	@! grep -iE '^(pyspark|matplotlib|pytest|pip|ruff|import-linter)==' $(WORKER_LOCK) \
+	  || { echo "error: $(WORKER_LOCK) has driver or test packages (above)"; exit 1; }
 	$(UV) pip compile requirements/fairness-indicators.in --no-deps --python-version 3.10 \
 	  --generate-hashes --no-header -o requirements/fairness-indicators.txt
 
