@@ -7,6 +7,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from google.protobuf.message import DecodeError
 from tensorflow_serving.apis import (model_service_pb2_grpc, prediction_log_pb2,
                                      prediction_service_pb2_grpc)
 
@@ -93,8 +94,49 @@ class ModelService(_Base, model_service_pb2_grpc.ModelServiceServicer):
                             "--model-config-file instead")
 
 
+class _Handlers:
+    """Collects the generic handlers a generated add_*_to_server registers."""
+
+    def __init__(self):
+        self.handlers = []
+
+    def add_generic_rpc_handlers(self, handlers):
+        self.handlers.extend(handlers)
+
+
+class _ParseOwnRequests(grpc.GenericRpcHandler):
+    """Parses each request itself: gRPC's own deserializer turns bytes that are not the
+    method's protobuf into UNKNOWN ("Unexpected DecodeError"); here they are INVALID_ARGUMENT
+    with the message type named."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler):
+        self._inner = inner
+
+    def service(self, handler_call_details):
+        handler = self._inner.service(handler_call_details)
+        if handler is None or handler.request_deserializer is None or not handler.unary_unary:
+            return handler
+        parse, behavior = handler.request_deserializer, handler.unary_unary
+        message_type = getattr(parse, "__self__", None)
+        type_name = message_type.DESCRIPTOR.full_name if message_type else "request"
+
+        async def unary_unary(raw: bytes, context):
+            try:
+                request = parse(raw)
+            except DecodeError as e:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"{handler_call_details.method}: the request ({len(raw)} bytes) is not a "
+                    f"valid {type_name} protobuf: {e}")
+            return await behavior(request, context)
+
+        return handler._replace(request_deserializer=None, unary_unary=unary_unary)
+
+
 def add_to_server(server, service: Service, pool: ThreadPoolExecutor) -> None:
+    handlers = _Handlers()
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionService(service, pool), server)
+        PredictionService(service, pool), handlers)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(service, pool),
-                                                              server)
+                                                              handlers)
+    server.add_generic_rpc_handlers(tuple(_ParseOwnRequests(h) for h in handlers.handlers))

@@ -279,6 +279,26 @@ def test_grpc_errors_carry_tf_servings_codes(stub, edit, code, message):
     assert e.value.code() == code and message in e.value.details()
 
 
+@pytest.mark.parametrize("method", [
+    "/tensorflow.serving.PredictionService/Predict",
+    "/tensorflow.serving.PredictionService/Classify",
+    "/tensorflow.serving.ModelService/GetModelStatus",
+])
+def test_grpc_bytes_that_are_not_a_protobuf_are_an_invalid_argument(server, stub, method):
+    """Raw bytes through a generic channel: not UNKNOWN ("Unexpected DecodeError")."""
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as e:
+            call(b"\xff\xff\xff\xff not a protobuf", timeout=30)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+    assert "is not a valid tensorflow.serving." in e.value.details()
+    # the server still answers well-formed requests afterwards
+    _, models = stub
+    status = models.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(
+        model_spec={"name": "toy"}), timeout=30)
+    assert status.model_version_status[0].version == 1
+
+
 def test_prometheus_metrics_count_requests_by_model_version_api(server, stub):
     ok(server, "/v1/models/toy:predict", {"instances": ROWS})
     status, headers, data = http(server, "GET", "/monitoring/prometheus/metrics")
