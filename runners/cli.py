@@ -264,16 +264,9 @@ def cmd_run(args) -> int:
                      "data": dataflow.gcs_input(args.input_uri, cfg.dataset.schema_file)}
         seconds = local.run(cfg, **where)
     print(f"\nPipeline finished in {seconds:.1f}s\n")
-    return _print_status(cfg, as_json=False)
+    from runners import report
 
-
-def _print_status(cfg, as_json: bool) -> int:
-    from pipeline import metadata
-    from runners import engine_jobs, report
-
-    summary = engine_jobs.attach(cfg, metadata.run_summary(cfg))
-    print(metadata.to_json(summary) if as_json
-          else report.text(summary, cfg.evaluation.decision_threshold))
+    print(report.status(cfg))
     return 0
 
 
@@ -288,7 +281,7 @@ def cmd_compare(args) -> int:
     print(f"\nPipeline (with BaselineTrainer) finished in {seconds:.1f}s; comparing ...",
           flush=True)
     result = compare.measure(cfg, metadata.run_summary(cfg))
-    paths = compare.write(result, cfg.output_dir / "compare")
+    paths = compare.write(result, cfg.command_dir("compare"))
     print("\n" + compare.markdown(result))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -306,49 +299,10 @@ def cmd_deploy(args) -> int:
     return 0
 
 
-def _fraction(value: float, flag: str) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise config_lib.ConfigError(f"{flag} must be between 0 and 1, got {value}")
-    return value
-
-
 def cmd_serve(args) -> int:
-    from serving import manager, server
+    from runners import serve_cmd
 
-    try:
-        if args.model_config_file:
-            if args.label or args.version_policy or args.model_name:
-                raise ValueError("--label, --version-policy and --model-name apply to "
-                                 "--model-dir; put them in the config file instead")
-            sources = manager.sources_from_config(args.model_config_file)
-        else:
-            cfg = None if args.model_dir and args.model_name else _config(args)
-            labels = {}
-            for item in args.label:
-                label, sep, version = item.partition("=")
-                if not sep or not label or not version.isdigit():
-                    raise ValueError(f"--label {item!r}: expected NAME=VERSION, e.g. canary=2")
-                labels[label] = int(version)
-            policy = manager.parse_policy(args.version_policy) if args.version_policy else \
-                ("specific", frozenset(labels.values())) if labels else ("latest", 1)
-            sources = [manager.ModelSource(
-                args.model_name or cfg.model_name,
-                str(args.model_dir or cfg.serving_dir / cfg.model_name), policy,
-                tuple(sorted(labels.items())))]
-    except ValueError as e:
-        raise config_lib.ConfigError(str(e)) from None
-    if args.shadow_label and not args.request_log_dir:
-        raise config_lib.ConfigError("--shadow-label needs --request-log-dir: shadow answers "
-                                     "are only logged")
-    server.serve(sources, server.Options(
-        host=args.host, rest_port=args.rest_port, grpc_port=args.grpc_port,
-        poll_seconds=args.poll_seconds, max_load_retries=args.load_retries,
-        load_retry_seconds=args.load_retry_seconds, warmup=not args.no_warmup,
-        canary_fraction=_fraction(args.canary_fraction, "--canary-fraction"),
-        shadow_label=args.shadow_label, request_log_dir=args.request_log_dir,
-        log_sampling_rate=_fraction(args.log_sampling_rate, "--log-sampling-rate"),
-        max_request_bytes=args.max_request_bytes))
-    return 0
+    return serve_cmd.run(args, lambda: _config(args))
 
 
 def cmd_predict(args) -> int:
@@ -374,30 +328,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_monitor(args) -> int:
-    import pathlib
+    from runners import monitor_cmd
 
-    from monitoring import monitor
-
-    cfg = _config(args)
-    out = pathlib.Path(args.to) if args.to else cfg.output_dir / "monitor"
-    report = monitor.run(cfg, args.requests, out, args.labels)
-    if "performance" in report:
-        perf = report["performance"]
-        print(f"served model on {perf['labelled']} labelled requests: AUC {perf['auc']:.4f}, "
-              f"accuracy {perf['accuracy']:.4f}")
-    for line in monitor.alert_lines(report) or ["no drift alert"]:
-        print(line)
-    print(f"report: {out / 'monitor.html'} and {out / 'monitor.json'}")
-    if report["alerts"] and args.on_alert:
-        from runners import local
-
-        print(f"\n--on-alert: retraining on {args.data or 'the configured data'} ...",
-              flush=True)
-        cfg = _run_config(args)
-        seconds = local.run(cfg)
-        print(f"\nRetraining pipeline finished in {seconds:.1f}s\n")
-        _print_status(cfg, as_json=False)
-    return EXIT_ALERT if report["alerts"] else 0
+    alert = monitor_cmd.run(args, _config(args), lambda: _run_config(args))
+    return EXIT_ALERT if alert else 0
 
 
 def cmd_compile(args) -> int:
@@ -406,7 +340,7 @@ def cmd_compile(args) -> int:
     from runners import vertex
 
     cfg = _config(args)
-    to = pathlib.Path(args.to) if args.to else cfg.output_dir / "compile"
+    to = pathlib.Path(args.to) if args.to else cfg.command_dir("compile")
     path = vertex.compile(cfg, args.image, args.pipeline_root, args.input_uri,
                           to / "pipeline.json")
     print(path)
@@ -425,7 +359,10 @@ def cmd_report(args) -> int:
 
 
 def cmd_status(args) -> int:
-    return _print_status(_config(args), args.json)
+    from runners import report
+
+    print(report.status(_config(args), args.json))
+    return 0
 
 
 def cmd_data(args) -> int:

@@ -1,9 +1,23 @@
-"""Human-readable rendering of a run summary (the dict from pipeline.metadata.run_summary)."""
+"""`fairway status`: the human-readable rendering of a run summary (the dict from
+pipeline.metadata.run_summary)."""
 from __future__ import annotations
 
 from typing import Any
 
 from pipeline.eval_config import key_metrics
+
+
+def status(cfg, as_json: bool = False) -> str:
+    """`fairway status`: the latest run of `cfg` (a PipelineConfig) from ML Metadata, with the
+    engine jobs it recorded, as text or JSON."""
+    from pipeline import metadata
+    from runners import engine_jobs
+
+    summary = engine_jobs.attach(cfg, metadata.run_summary(cfg))
+    if as_json:
+        return metadata.to_json(summary)
+    return text(summary, cfg.evaluation.decision_threshold)
+
 
 def text(summary: dict[str, Any], threshold: float = 0.5) -> str:
     """`threshold`: the decision threshold the rates are shown at."""

@@ -89,3 +89,24 @@ def test_corrupted_data_stops_before_anything_runs_naming_the_file(
     assert re.search(message, err), err
     assert "Traceback" not in err and len(err.splitlines()) <= 2
     assert not (tmp_path / "out" / "metadata.sqlite").exists()
+
+
+def test_serve_sources_from_flags_need_no_config_when_dir_and_name_are_given(tmp_path):
+    from runners import serve_cmd
+
+    args = cli.parser().parse_args(["serve", "--model-dir", str(tmp_path), "--model-name", "m",
+                                    "--label", "stable=1", "--label", "canary=2"])
+    [source] = serve_cmd.model_sources(args, config=lambda: pytest.fail("config was read"))
+    assert (source.name, source.base_path) == ("m", str(tmp_path))
+    assert source.policy == ("specific", frozenset({1, 2}))
+    assert dict(source.labels) == {"stable": 1, "canary": 2}
+
+
+def test_serve_sources_default_to_the_configs_pusher_output(tmp_path):
+    from pipeline import config
+    from runners import serve_cmd
+
+    cfg = config.preset("census", output_dir=tmp_path)
+    [source] = serve_cmd.model_sources(cli.parser().parse_args(["serve"]), config=lambda: cfg)
+    assert (source.name, source.base_path) == ("census", str(cfg.serving_dir / "census"))
+    assert source.policy == ("latest", 1) and source.labels == ()
