@@ -185,10 +185,8 @@ class ModelManager:
             if not any(o != number and model.versions[o].state == AVAILABLE and o in wanted
                        for o in model.versions):
                 continue
-            with self._lock:
-                v.state = "UNLOADING"
-                v.servable = None
-                v.state = END
+            with self._lock:  # a request holding the servable finishes on it
+                v.servable, v.state = None, END
             self.log(f"[{name}] version {number} unloaded")
 
     def _load(self, model: Model, v: Version) -> None:
