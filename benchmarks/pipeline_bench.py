@@ -61,7 +61,7 @@ def time_tfx_taxi_example(out: pathlib.Path) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--output", default=str(config.REPO_ROOT / "outputs" / "bench"))
+    ap.add_argument("--output", default=str(config.outputs_dir("bench")))
     ap.add_argument("--dataset", default="census")
     ap.add_argument("--no-reference", action="store_true", help="skip TFX's taxi example")
     args = ap.parse_args(argv)

@@ -60,7 +60,7 @@ def markdown(results: dict) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--output", default=str(config.REPO_ROOT / "outputs" / "bench"))
+    ap.add_argument("--output", default=str(config.outputs_dir("bench")))
     ap.add_argument("--dataset", default="census")
     ap.add_argument("--sample", type=int, help="rows per split (default: all)")
     args = ap.parse_args(argv)

@@ -174,7 +174,7 @@ def main(argv=None) -> int:
                    result[api]["batch_64"]["rows_per_s_4_clients"])
         result["targets"][f"{api}_rows_per_s_batch64"] = {
             "value": best, "target": TARGET_ROWS_PER_S, "met": best >= TARGET_ROWS_PER_S}
-    out = cfg.output_dir / "bench"
+    out = cfg.command_dir("bench")
     out.mkdir(parents=True, exist_ok=True)
     (out / "serving.json").write_text(json.dumps(result, indent=2))
     (out / "serving.md").write_text(markdown(result))

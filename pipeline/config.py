@@ -237,6 +237,11 @@ class PipelineConfig:
         return re.sub(r"[^a-z0-9]+", "-", f"{self.pipeline_name}-{node_id}".lower()).strip("-")
 
 
+def outputs_dir(name: str) -> pathlib.Path:
+    """The default output folder of a dataset's runs (or of a benchmark): <repo>/outputs/<name>."""
+    return REPO_ROOT / "outputs" / name
+
+
 def _user_cache() -> pathlib.Path:
     return pathlib.Path.home() / ".cache" / "fairway"
 
@@ -462,7 +467,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     if mysql is not None and (not isinstance(mysql, dict) or "host" not in mysql
                               or "database" not in mysql):
         _fail(src, "pipeline.mysql", "a table with at least host and database", mysql)
-    out = output_dir or pipe.get("output_dir") or REPO_ROOT / "outputs" / dataset.name
+    out = output_dir or pipe.get("output_dir") or outputs_dir(dataset.name)
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int)
                                or sample < 100):
         _fail(src, "sample", "a whole number of rows >= 100", sample)

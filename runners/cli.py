@@ -352,7 +352,8 @@ def cmd_report(args) -> int:
 
     from monitoring import run_report
 
-    page = run_report.write(_config(args), pathlib.Path(args.to) if args.to else None)
+    cfg = _config(args)
+    page = run_report.write(cfg, pathlib.Path(args.to) if args.to else cfg.command_dir("report"))
     print(page)
     print(page.parent / "index.html")
     return 0

@@ -136,7 +136,7 @@ def write(cfg: PipelineConfig, out_dir: pathlib.Path | None = None) -> dict[str,
     name = cfg.model_name
     model_dir = cfg.serving_dir / name
     versions = choose(pushed_versions(model_dir))
-    out_dir = out_dir or cfg.output_dir / "deploy"
+    out_dir = out_dir or cfg.command_dir("deploy")
     configs = {"models.config": models_config(name, versions),
                "batching_parameters.txt": batching_parameters(),
                "monitoring.config": monitoring_config()}
