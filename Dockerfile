@@ -3,6 +3,8 @@
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/fairway:TAG .
 FROM apache/beam_python3.10_sdk:2.74.0
 
+# Keras 2 for MinDiff and TFX 1.16, set before Python starts: Beam's boot and TFX's v2 entrypoint
+# import TensorFlow before any Fairway code (outside containers, runners/__init__.py sets it).
 ENV TF_USE_LEGACY_KERAS=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /fairway

@@ -13,11 +13,9 @@ import platform
 import shutil
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from pipeline import config  # noqa: E402
-from pipeline import metadata  # noqa: E402
-from runners import local  # noqa: E402
+from pipeline import config
+from pipeline import metadata
+from runners import local
 
 
 def time_fairway(out: pathlib.Path, dataset: str) -> dict:

@@ -17,11 +17,9 @@ import pathlib
 import shutil
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-from pipeline import config  # noqa: E402
-from pipeline import metadata  # noqa: E402
-from runners import engine_jobs, local, spark  # noqa: E402
+from pipeline import config
+from pipeline import metadata
+from runners import engine_jobs, local, spark
 
 
 def timed_run(cfg: config.PipelineConfig, runner: str) -> dict:

@@ -22,16 +22,14 @@ import sys
 import threading
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import grpc
+import numpy as np
+import tensorflow as tf
 
-import grpc  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from pipeline import config  # noqa: E402
-from runners.serve_process import serve  # noqa: E402
-from serving import client as client_lib  # noqa: E402
-from serving.servable import Servable  # noqa: E402
+from pipeline import config
+from runners.serve_process import serve
+from serving import client as client_lib
+from serving.servable import Servable
 
 TARGET_P99_RATIO, TARGET_ROWS_PER_S = 3.0, 5000
 

@@ -1,5 +1,4 @@
-"""Fairway's pipeline definition: typed config, TFX wiring, evaluation config."""
-import os
+"""Fairway's pipeline definition: typed config, TFX wiring, evaluation config.
 
-# MinDiff and TFX 1.16 expect Keras 2; this must be set before TensorFlow is imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+The environment TensorFlow needs (TF_USE_LEGACY_KERAS) is set by the entry points (runners/) and
+the Dockerfile, not on import here."""

@@ -1,7 +1,15 @@
-"""Entry points: the `fairway` CLI and the thin per-orchestrator runners."""
+"""Entry points: the `fairway` CLI and the thin per-orchestrator runners.
+
+The process environment is decided here, before anything imports TensorFlow: every entry point
+goes through this package (the `fairway` console script and `python -m runners.cli`; the
+benchmarks and the test suite import it first, from benchmarks/__init__.py and tests/conftest.py).
+Containers set TF_USE_LEGACY_KERAS in the Dockerfile instead: their entrypoints (Beam's boot,
+TFX's executor) import TensorFlow before any Fairway code.
+"""
 import os
 import warnings
 
+# MinDiff and TFX 1.16 expect Keras 2 (tf_keras); this must be set before tf.keras is first used.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ banner out of the output
 # google-api-core warns about Python 3.10 on every import; 3.10 is what TFX 1.16 supports.

@@ -54,7 +54,7 @@ def serve(log_dir: pathlib.Path, *args: str, ready: bool = True):
     """`fairway serve ARGS` in its own process, stopped with SIGTERM afterwards."""
     rest, grpc_port = free_port(), free_port()
     log = log_dir / f"serve-{rest}.log"
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")  # runners.cli sets the rest
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runners.cli", "serve", *args, "--rest-port", str(rest),

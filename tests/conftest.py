@@ -1,9 +1,8 @@
-import os
 import pathlib
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import pytest
 
-import pytest  # noqa: E402
+import runners  # noqa: F401  (the entry points' environment, set before any test imports TF)
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
