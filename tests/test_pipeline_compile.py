@@ -87,3 +87,21 @@ def test_trainer_and_transform_use_installed_module_paths(ir):
     t = {k: v.field_value.string_value for k, v in nodes["Transform"].parameters.parameters.items()}
     assert t["preprocessing_fn"] == pipeline_lib.PREPROCESSING_FN
     assert "module_file" not in t or not t["module_file"]
+
+
+def test_custom_components_keep_their_keys_and_parameters(ir):
+    """MLMD lineage, the drift resolver and compiled Vertex specs name these: renaming one
+    breaks the next run's link to the previous ones."""
+    _, nodes = ir
+    gate, check = nodes["DataGate"], nodes["ServingCheck"]
+    assert set(gate.inputs.inputs) == {"anomalies", "statistics", "schema",
+                                       "previous_statistics"}
+    assert set(gate.outputs.outputs) == {"accepted"}
+    assert set(gate.parameters.parameters) == {"sensitive", "groups"}
+    assert gate.node_info.type.name == "pipeline.components.DataGate"
+    assert set(check.inputs.inputs) == {"model", "examples"}
+    assert set(check.outputs.outputs) == {"blessing"}
+    # split and num_examples keep their defaults (an unset default is not in the IR).
+    assert {"model_name"} <= set(check.parameters.parameters) <= {"model_name", "split",
+                                                                  "num_examples"}
+    assert check.node_info.type.name == "pipeline.components.ServingCheck"
