@@ -11,11 +11,17 @@ WORKDIR /fairway
 
 # The worker's hashed lock first, so a code change does not reinstall the stack: the base
 # dependencies only (no pyspark, matplotlib, pytest or pip tooling; `make lock` writes it).
+# --no-deps: the lock is complete and already carries requirements/overrides.txt (a resolving
+# install would refuse tensorflow-hub 0.16.1 against tfx's pin). The Beam SDK image's own test
+# tooling goes too.
 COPY requirements/ requirements/
 RUN pip install --no-cache-dir "uv==0.13.9" \
- && uv pip install --system --no-cache --require-hashes -r requirements/worker-lock.txt \
  && uv pip install --system --no-cache --no-deps --require-hashes \
-      -r requirements/fairness-indicators.txt
+      -r requirements/worker-lock.txt \
+ && uv pip install --system --no-cache --no-deps --require-hashes \
+      -r requirements/fairness-indicators.txt \
+ && uv pip uninstall --system pytest pytest-forked pytest-timeout pytest-xdist execnet \
+      iniconfig hypothesis
 
 # Fairway itself, and the curated schemas the compiled pipeline reads at /fairway/schemas.
 COPY pyproject.toml README.md ./
@@ -26,7 +32,8 @@ COPY serving/ serving/
 COPY monitoring/ monitoring/
 COPY data/ data/
 COPY schemas/ schemas/
-RUN uv pip install --system --no-cache --no-deps --no-build-isolation .
+RUN uv pip install --system --no-cache --no-deps --no-build-isolation . \
+ && pip uninstall -y -q uv
 
 # The Beam SDK image's entrypoint (/opt/apache/beam/boot) stays: Dataflow starts workers with
 # it, and Vertex overrides it with the command in the pipeline spec.
