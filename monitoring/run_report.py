@@ -237,7 +237,7 @@ def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
 
 def write(cfg: PipelineConfig, out_dir: pathlib.Path | None = None) -> pathlib.Path:
     """Writes <out>/<run id>.html and refreshes index.html (every report in the folder)."""
-    out_dir = out_dir or cfg.output_dir / "report"
+    out_dir = out_dir or cfg.command_dir("report")
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = metadata.run_summary(cfg)
     page = out_dir / (summary['run_id'].replace(':', '-') + '.html')  # ':' is a URL scheme mark

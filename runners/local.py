@@ -48,7 +48,7 @@ def run(cfg: PipelineConfig, with_baseline: bool = False,
         data: pipeline_lib.Input | None = None, pipeline_root: str | None = None) -> float:
     """Obtain the data (unless given: e.g. in Cloud Storage for Dataflow), run every component,
     and return the wall time in seconds."""
-    log_file = cfg.output_dir / "logs" / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_file = cfg.log_path("run", ".log")
     with Progress(log_file) as progress:
         # TFX is first imported in here (also by acquire.prepare): TensorFlow's C++ import-time
         # lines (cuDNN/cuFFT/cuBLAS factories, oneDNN) go to the log file, not the console.
