@@ -1,11 +1,16 @@
 """End-to-end runs with LocalDagRunner on small samples; assertions read MLMD and the pushed model.
 
-Select with `-m e2e`; each run takes a minute or two on 2 cores.
+Select with `-m e2e`; each run takes a minute or two on 2 cores. One trained run (`census`) is
+shared by the scenarios that only read it; every scenario that writes (runs the pipeline again,
+retrains) gets a copy of it (`census_copy`, `census_in_place`), so no result depends on the
+order the tests run in.
 """
 import csv
+import itertools
 import json
 import pathlib
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -16,7 +21,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 from modules import signatures
 from pipeline import artifacts, config, eval_config, metadata, tfma_metrics
 from pipeline import pipeline as pipeline_lib
-from runners import cli
+from pipeline.inputs import Input
+from runners import cli, compare
 from monitoring import requests
 from serving import client, warmup
 
@@ -64,6 +70,34 @@ def census(tmp_path_factory):
     return cfg, metadata.run_summary(cfg)
 
 
+@pytest.fixture
+def census_copy(census, tmp_path):
+    """The trained run copied to a folder of its own, for a scenario that writes. The copied
+    MLMD store still names the shared run's artifacts (absolute URIs), which it only reads."""
+    cfg, summary = census
+    out = tmp_path / "census-copy"
+    shutil.copytree(cfg.output_dir, out)
+    return config.load(CONFIG["path"], output_dir=out), summary
+
+
+@pytest.fixture
+def census_in_place(census):
+    """A copy of the trained run at the shared run's own path, for a scenario that writes and
+    needs its cache: TFX's cache keys on the absolute input paths (the sample and the staged
+    schema live under the output folder), so a copy elsewhere re-runs every node (~2 min).
+    The shared run is moved aside meanwhile and moved back afterwards, untouched."""
+    cfg, summary = census
+    out = cfg.output_dir
+    aside = out.with_name(out.name + "-shared")
+    out.rename(aside)
+    try:
+        shutil.copytree(aside, out)
+        yield cfg, summary
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        aside.rename(out)
+
+
 def eval_rows(n: int) -> list[dict[str, str]]:
     path = config.data_home() / "census" / "eval" / "adult.test.csv"
     with path.open() as f:
@@ -73,7 +107,9 @@ def eval_rows(n: int) -> list[dict[str, str]]:
 def test_every_node_completes_and_the_model_is_pushed(census):
     cfg, summary = census
     assert set(states(summary).values()) == {"COMPLETE"}, states(summary)
-    assert len(summary["nodes"]) == 13
+    data = Input(CONFIG["sample"], True, cfg.input_dir / "schema.pbtxt")
+    nodes = [c.id for c in pipeline_lib.create_pipeline(cfg, data).components]
+    assert sorted(n["node"] for n in summary["nodes"]) == sorted(nodes)
     assert summary["blessed"] is True and summary["pushed"] is True, summary["blessing_failures"]
     assert versions(cfg) == [str(summary["pushed_version"])]
 
@@ -215,8 +251,8 @@ def _serve_and_log(cfg, tmp_path, rows, name: str) -> pathlib.Path:
     return logs
 
 
-def test_monitor_alerts_on_drifted_traffic_and_not_on_clean(census, tmp_path, capsys):
-    cfg, summary = census
+def test_monitor_alerts_on_drifted_traffic_and_not_on_clean(census_copy, tmp_path, capsys):
+    cfg, summary = census_copy  # --on-alert retrains into it
     clean = eval_rows(800)
     drifted = [dict(r, age=str(int(r["age"]) + 15),
                     workclass="Gig-economy" if i % 3 == 0 else r["workclass"])
@@ -257,17 +293,20 @@ def test_monitor_alerts_on_drifted_traffic_and_not_on_clean(census, tmp_path, ca
     assert "<tr class='alert'><td>age</td>" in page
 
 
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not BROWSER, reason="needs Chromium on PATH (`make test` installs it with "
+                    "`make chromium`)")
 def test_the_run_report_renders_in_headless_chromium(census, tmp_path):
     """`fairway report` opened by a real browser: no console errors, every section shown."""
-    import shutil
     import subprocess
 
     cfg, _ = census
     assert cli.main(["report", "--config", str(CONFIG["path"]), "--output",
                      str(cfg.output_dir), "--to", str(tmp_path)]) == 0
     [page] = [p for p in tmp_path.glob("*.html") if p.name != "index.html"]
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert browser, "chromium is installed by `make test` (make chromium)"
+    browser = BROWSER
     artifacts = REPO / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
     flags = [browser, "--headless=new", "--no-sandbox", "--disable-gpu",
@@ -345,8 +384,8 @@ def test_the_evaluator_gate_refuses_an_unfair_model_and_blesses_a_fair_one(censu
     assert not any(f.startswith("auc") for f in failures), failures  # unfair, not inaccurate
 
 
-def test_immediate_rerun_is_served_from_cache(census):
-    cfg, _ = census
+def test_immediate_rerun_is_served_from_cache(census_in_place):
+    cfg, _ = census_in_place
     assert run(cfg.output_dir) == 0
     rerun = states(metadata.run_summary(cfg))
     for node in ("CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
@@ -356,29 +395,71 @@ def test_immediate_rerun_is_served_from_cache(census):
     assert rerun["DataGate"] == "COMPLETE"
 
 
-def test_compare_scores_baseline_teacher_and_student_from_mlmd(census, capsys):
-    cfg, _ = census
+def _table(md: str, header: str) -> list[list[str]]:
+    """The cells of the markdown table whose header line starts with `header`."""
+    lines = md.split(header, 1)[1].splitlines()[2:]  # the rest of the header, the rule
+    return [[c.strip() for c in line.strip("|").split("|")]
+            for line in itertools.takewhile(lambda line: line.startswith("|"), lines)]
+
+
+def test_compare_scores_baseline_teacher_and_student_from_mlmd(census_in_place, capsys):
+    cfg, summary = census_in_place
     assert cli.main(["compare", "--config", str(CONFIG["path"]), "--sample", SAMPLE,
                      "--train-steps", STEPS, "--output", str(cfg.output_dir)]) == 0
-    assert "| target | measured | required | met |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
     result = json.loads((cfg.output_dir / "compare" / "comparison.json").read_text())
+    md = (cfg.output_dir / "compare" / "comparison.md").read_text()
+    assert md in printed  # what was printed is the file
     models = result["models"]
-    assert result["eval_rows"] == int(SAMPLE)
+    assert sorted(models) == ["baseline", "student", "teacher"]  # the JSON sorts its keys
+    assert result["eval_rows"] == int(SAMPLE) and result["groups"] == ["Female", "Male"]
     assert len({m["model_dir"] for m in models.values()}) == 3
     assert models["baseline"]["params"] == models["teacher"]["params"]
     assert models["student"]["params"] * 10 <= models["teacher"]["params"]
     for name, m in models.items():
-        assert 0.75 < m["auc"] <= 1.0, name
-        assert m["fpr_gap"] == pytest.approx(
-            abs(m["groups"]["Female"]["fpr"] - m["groups"]["Male"]["fpr"])), name
+        assert 0.75 < m["auc"] <= 1.0 and 0.5 < m["accuracy"] <= 1.0, name
+        f, male = m["groups"]["Female"], m["groups"]["Male"]
+        for rates in (f, male):
+            assert 0.0 <= rates["fpr"] <= 1.0 and 0.0 <= rates["fnr"] <= 1.0, name
+        assert m["fpr_gap"] == pytest.approx(abs(f["fpr"] - male["fpr"])), name
+        assert m["fnr_gap"] == pytest.approx(abs(f["fnr"] - male["fnr"])), name
         assert 0 < m["latency"]["batch_1"]["graph"]["p50_ms"] < 1000, name
+    # The student scored through its signature agrees with the Evaluator (TFMA) on the same
+    # eval split: same model, same rows (TFMA's AUC is a 10,000-threshold approximation).
+    assert models["student"]["auc"] == pytest.approx(summary["metrics"]["Overall"]["auc"],
+                                                      abs=0.01)
+    # The table shows the JSON's values, row for row.
+    rows = _table(md, "| model | params | AUC |")
+    assert [r[0] for r in rows] == list(compare.VARIANTS)
+    for r in rows:
+        m = models[r[0]]
+        assert int(r[1].replace(",", "")) == m["params"]
+        assert [float(x) for x in r[2:10]] == pytest.approx(
+            [m["auc"], m["accuracy"], m["groups"]["Female"]["fpr"], m["groups"]["Male"]["fpr"],
+             m["fpr_gap"], m["groups"]["Female"]["fnr"], m["groups"]["Male"]["fnr"],
+             m["fnr_gap"]], abs=5e-5), r[0]
+    # The checks: every target, measured from these models, in the JSON and the table alike.
+    want = compare.checks(result, cfg)
+    assert [c["check"] for c in result["checks"]] == [c["check"] for c in want] == [
+        "MinDiff cuts the FPR gap (vs baseline)", "AUC cost of MinDiff", "student AUC",
+        "student AUC below teacher", "student / teacher parameters",
+        "batch-1 speed-up of the student (graph p50)"]
+    for got, c in zip(result["checks"], want):
+        assert got["value"] == pytest.approx(c["value"], nan_ok=True) and got["met"] == c["met"]
+    b, t = models["baseline"], models["teacher"]
+    assert result["checks"][0]["value"] == pytest.approx(1 - t["fpr_gap"] / b["fpr_gap"])
+    assert result["checks"][1]["value"] == pytest.approx(b["auc"] - t["auc"])
+    table = _table(md, "| target | measured | required | met |")
+    assert [(r[0], float(r[1]), r[3]) for r in table] == [
+        (c["check"], pytest.approx(c["value"], abs=5e-5), "yes" if c["met"] else "NO")
+        for c in result["checks"]]
     by_node = states(metadata.run_summary(cfg))
     assert by_node[pipeline_lib.BASELINE] == "COMPLETE" and by_node[TEACHER] == "CACHED"
     assert (cfg.output_dir / "compare" / "comparison.png").stat().st_size > 10_000
 
 
-def test_bad_data_stops_before_pusher_and_keeps_what_is_served(census, tmp_path, capsys):
-    cfg, _ = census
+def test_bad_data_stops_before_pusher_and_keeps_what_is_served(census_copy, tmp_path, capsys):
+    cfg, _ = census_copy
     served = versions(cfg)
     sample = CONFIG["sample"]
     for split in ("train", "eval"):
@@ -397,9 +478,9 @@ def test_bad_data_stops_before_pusher_and_keeps_what_is_served(census, tmp_path,
     assert states(bad)["DataGate"] == "FAILED"
 
 
-def test_a_drifted_span_stops_before_the_pusher_and_a_clean_span_passes(census, tmp_path,
+def test_a_drifted_span_stops_before_the_pusher_and_a_clean_span_passes(census_copy, tmp_path,
                                                                        capsys):
-    cfg, _ = census
+    cfg, _ = census_copy
     served = versions(cfg)
     data = ["data", "--config", str(CONFIG["path"]), "--output", str(cfg.output_dir),
             "--rows", SAMPLE]
@@ -432,8 +513,9 @@ def test_a_group_missing_from_the_data_stops_the_run_naming_it(tmp_path, capsys)
     assert "split 'train': group 'Nonbinary' of 'sex' (dataset.groups) has no rows" in err
 
 
-def test_a_group_without_negatives_stops_the_teacher_before_training(census, tmp_path, capsys):
-    cfg, _ = census
+def test_a_group_without_negatives_stops_the_teacher_before_training(census_copy, tmp_path,
+                                                                   capsys):
+    cfg, _ = census_copy
     served = versions(cfg)
     sample = CONFIG["sample"]
     for split in ("train", "eval"):
