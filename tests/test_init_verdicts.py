@@ -87,9 +87,9 @@ VARIANTS = {  # the eval split, clean or made bad: ExampleValidator's verdict
 
 
 @pytest.fixture(scope="module")
-def verdicts(tmp_path_factory):
+def verdicts(tmp_path_factory, census_dir):
     """Init on a fixed sample of census; each variant's problems under both schemas."""
-    home = acquire.census(config.data_home() / "census")
+    home = census_dir
     tmp = tmp_path_factory.mktemp("verdicts")
     data = acquire.sample({"train": [home / "train" / "adult.data.csv"]}, tmp / "census",
                           TRAIN_ROWS)

@@ -11,6 +11,7 @@ from pipeline.errors import FairwayError
 from serving import rest
 
 RAW = config.preset("census").dataset
+pytestmark = pytest.mark.usefixtures("census_dir")  # most tests read the census CSVs
 
 
 def eval_frame() -> pd.DataFrame:

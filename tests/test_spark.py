@@ -4,6 +4,7 @@ and stopped by the runner) on a small sample."""
 import http.server
 import os
 import pathlib
+import shutil
 import socket
 import signal
 import subprocess
@@ -17,6 +18,9 @@ from runners import cli, engine_jobs, spark, spark_cluster
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 BEAM_NODES = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
+
+NEEDS_JAVA = pytest.mark.skipif(shutil.which("java") is None,
+                                reason="needs Java 17 on PATH (Spark)")
 
 
 def closed_port() -> int:
@@ -86,6 +90,7 @@ def test_runner_flags_need_their_runner(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+@NEEDS_JAVA
 def test_an_unreachable_master_is_named_with_the_fix(capsys, tmp_path):
     port = closed_port()
     code = cli.main(["run", "--runner", "spark", "--spark-master", f"spark://127.0.0.1:{port}",
@@ -120,6 +125,7 @@ class _OldMasterUI(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@NEEDS_JAVA
 def test_a_cluster_of_another_spark_version_is_refused_with_the_fix(capsys, tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OldMasterUI)
     threading.Thread(target=server.serve_forever, daemon=True).start()
