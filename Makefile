@@ -32,7 +32,8 @@ env: $(VENV)/.installed
 run: env
 	$(VENV)/bin/fairway run $(ARGS)
 
-# Baseline vs MinDiff teacher vs student on the full data (issue targets; ~10 min on 2 cores).
+# Baseline vs MinDiff teacher vs student on the full data (the config's [compare] targets;
+# ~10 min on 2 cores).
 compare: env
 	$(VENV)/bin/fairway compare $(ARGS)
 

@@ -467,7 +467,9 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     if mysql is not None and (not isinstance(mysql, dict) or "host" not in mysql
                               or "database" not in mysql):
         _fail(src, "pipeline.mysql", "a table with at least host and database", mysql)
-    out = output_dir or pipe.get("output_dir") or outputs_dir(dataset.name)
+    # Paths in the file are relative to the file (as csv_dir and schema); --output to the cwd.
+    out = output_dir or (base / pipe["output_dir"] if pipe.get("output_dir")
+                         else outputs_dir(dataset.name))
     if sample is not None and (isinstance(sample, bool) or not isinstance(sample, int)
                                or sample < 100):
         _fail(src, "sample", "a whole number of rows >= 100", sample)

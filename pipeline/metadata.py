@@ -147,7 +147,7 @@ def _bounds(threshold) -> str:
 
 
 def slice_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
-    """Scalar metrics per slice ("Overall", "sex=Female", ...) of the candidate model."""
+    """Scalar metrics per slice ("Overall", "<feature>=<value>", ...) of the candidate model."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_eval_result(evaluation_uri)

@@ -148,7 +148,8 @@ def parser() -> argparse.ArgumentParser:
                         "(real TF Serving or `fairway serve`); prints one JSON line per row")
     predict.add_argument("rows", metavar="FILE", help="CSV with a header, a JSON list of "
                                                       "objects, or JSON lines")
-    predict.add_argument("--model", default="census", help="model name (default: census)")
+    predict.add_argument("--model", required=True,
+                         help="model name (the dataset's name, as `fairway serve` serves it)")
     predict.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
     predict.add_argument("--host", default="127.0.0.1")
     predict.add_argument("--port", type=_positive,
@@ -196,8 +197,8 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--rows", type=_positive, default=2000, help="rows per split (2000)")
     data.add_argument("--seed", type=int, default=2, help="seed of the new span (2)")
     data.add_argument("--inject-drift", action="store_true",
-                      help="apply the config's [inject_drift] (census: age +8 years and a new "
-                           "workclass on 30%% of rows)")
+                      help="apply the config's [inject_drift] (shifted numbers, a new "
+                           "category on a share of rows)")
 
     init = sub.add_parser("init", help="write a config (TOML) and a curated schema for your own "
                                        "CSV data, decided from the data")

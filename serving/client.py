@@ -85,11 +85,13 @@ def coerce(rows: Sequence[dict], inputs: dict[str, str]) -> list[dict]:
 
 
 class Client:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, model: str = "census",
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, model: str = "",
                  protocol: str = "rest", version: int | None = None, label: str | None = None,
                  timeout: float = 30.0):
         if protocol not in ("rest", "grpc"):
             raise ClientError(f"protocol {protocol!r}: expected rest or grpc")
+        if not model:
+            raise ClientError("a model name is needed (the name `fairway serve` serves it as)")
         self.protocol, self.model, self.version, self.label = protocol, model, version, label
         self.timeout = timeout
         port = port or (REST_PORT if protocol == "rest" else GRPC_PORT)

@@ -52,14 +52,14 @@ def test_serve_refuses_bad_options_before_loading_anything(capsys, argv, message
 def test_predict_names_the_file_line_and_server_problems(capsys, tmp_path):
     rows = tmp_path / "rows.jsonl"
     rows.write_text('{"age": 30}\n{"age": \n')
-    assert cli.main(["predict", str(rows)]) == cli.EXIT_FAILED
+    assert cli.main(["predict", str(rows), "--model", "m"]) == cli.EXIT_FAILED
     assert "rows.jsonl:2: not JSON" in capsys.readouterr().err
     rows.write_text('{"age": 30}\n')
-    assert cli.main(["predict", str(rows), "--port", "1"]) == cli.EXIT_FAILED
+    assert cli.main(["predict", str(rows), "--model", "m", "--port", "1"]) == cli.EXIT_FAILED
     assert "REST 127.0.0.1:1: ConnectionRefusedError" in capsys.readouterr().err
     empty = tmp_path / "empty.csv"
     empty.write_text("age,sex\n")
-    assert cli.main(["predict", str(empty)]) == cli.EXIT_FAILED
+    assert cli.main(["predict", str(empty), "--model", "m"]) == cli.EXIT_FAILED
     assert "empty.csv: no rows" in capsys.readouterr().err
 
 

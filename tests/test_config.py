@@ -143,3 +143,12 @@ def test_names_a_serving_signature_cannot_take_are_refused(write, name):
                           'label = "income"\n')
     with pytest.raises(config.ConfigError, match="dataset.numeric"):
         config.load(cfg)
+
+
+def test_output_dir_in_the_file_is_relative_to_the_file_like_csv_dir(write, tmp_path,
+                                                                      monkeypatch):
+    cfg = write("sub/c.toml", '[dataset]\nname = "census"\nsource = "census"\nnumeric = ["age"]\n'
+                              'label = "income"\n[pipeline]\noutput_dir = "out"\n')
+    monkeypatch.chdir(tmp_path)  # another working directory than the file's
+    assert config.load(cfg).output_dir == (tmp_path / "sub" / "out").resolve()
+    assert config.load(cfg, output_dir="cli-out").output_dir == (tmp_path / "cli-out").resolve()
