@@ -386,14 +386,22 @@ def cmd_data(args) -> int:
 
 
 def cmd_init(args) -> int:
-    from data import init
+    import time
+
+    from runners.progress import Progress
 
     def items(text):
         return [v.strip() for v in text.split(",") if v.strip()] if text else []
 
-    return init.run(args.csv, args.label, positive=args.positive, sensitive=args.sensitive,
-                    groups=items(args.groups) if args.groups is not None else None,
-                    ignore=items(args.ignore), name=args.name, to=args.to, force=args.force)
+    # TFDV imports TensorFlow: its C++ start-up lines and warnings go to a log, as in a run.
+    log_file = config_lib.cache_dir("logs") / f"init-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    with Progress(log_file) as progress:
+        from data import init
+
+        return init.run(args.csv, args.label, positive=args.positive, sensitive=args.sensitive,
+                        groups=items(args.groups) if args.groups is not None else None,
+                        ignore=items(args.ignore), name=args.name, to=args.to,
+                        force=args.force, log=progress.echo)
 
 
 def main(argv=None) -> int:

@@ -147,11 +147,11 @@ def test_the_schema_accepts_the_data_as_the_pipeline_reads_it(torture):
     assert dict(anomalies.anomaly_info) == {}
 
 
-def test_sensitive_without_groups_prints_the_groups_and_writes_nothing(tmp_path, capsys):
+def test_sensitive_without_groups_prints_the_groups_and_writes_nothing(tmp_path, capfd):
     data = write_csv(tmp_path / "d" / "data.csv", rows())
     code = cli.main(["init", "--csv", str(data), "--label", "label", "--positive", "Yes",
                      "--ignore", "const", "--sensitive", "sex", "--to", str(tmp_path / "out")])
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert code == 2 and not (tmp_path / "out").exists()
     assert "sensitive column 'sex': 2 groups" in out and "--groups F,M" in out
 
@@ -224,7 +224,7 @@ def test_presplit_needs_rows_and_the_same_types_in_both_splits(tmp_path):
             f"{base / 'eval' / 'a.csv'} line 9)") in str(e.value)
 
 
-def test_presplit_zero_one_label(tmp_path, capsys):
+def test_presplit_zero_one_label(tmp_path, capfd):
     """train/ + eval/, a 0/1 label (no --positive, no label_map), no sensitive column; through
     the CLI."""
     base = tmp_path / "My data (2024)"
@@ -233,9 +233,9 @@ def test_presplit_zero_one_label(tmp_path, capsys):
     argv = ["init", "--csv", str(base), "--label", "label", "--ignore", "const",
             "--to", str(tmp_path / "cfg")]
     assert cli.main(argv + ["--positive", "0"]) == cli.EXIT_USAGE
-    assert "the positive class is 1" in capsys.readouterr().err
+    assert "the positive class is 1" in capfd.readouterr().err
     assert cli.main(argv) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "[init] reading 2 files (280 rows: train 200, eval 80) ..." in out
     toml = tmp_path / "cfg" / "My_data_2024.toml"
     assert f"fairway run --config {toml}" in out
@@ -247,7 +247,7 @@ def test_presplit_zero_one_label(tmp_path, capsys):
     assert "train/ 200; eval/ 80" in text
     # Existing files are kept unless --force.
     assert cli.main(argv) == cli.EXIT_USAGE
-    assert "exists: not overwritten" in capsys.readouterr().err
+    assert "exists: not overwritten" in capfd.readouterr().err
     assert cli.main(argv + ["--force"]) == 0
 
 
@@ -288,7 +288,7 @@ def test_never_writes_into_a_folder_the_pipeline_reads(tmp_path):
     assert [p.name for p in data.parent.iterdir()] == ["data.csv"]
 
 
-def test_without_groups_prints_the_command_line_to_paste(tmp_path, capsys):
+def test_without_groups_prints_the_command_line_to_paste(tmp_path, capfd):
     """Group values with spaces, colons and slashes (German credit's personal_status): the
     printed `fairway init ... --groups` line and the final `fairway run` line are shell-quoted,
     so pasted into a shell they give the program the same arguments."""
@@ -298,14 +298,14 @@ def test_without_groups_prints_the_command_line_to_paste(tmp_path, capsys):
     argv = ["init", "--csv", str(data), "--label", "label", "--positive", "Yes",
             "--ignore", "const", "--sensitive", "sex", "--to", str(tmp_path / "out dir")]
     assert cli.main(argv) == 2
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     pasted = [shlex.split(line) for line in out.splitlines()
               if line.strip().startswith("fairway init ")]
     assert len(pasted) == 1 and pasted[0][:2] == ["fairway", "init"]
     expected = cli.parser().parse_args(argv + ["--groups", ",".join(groups)])
     assert cli.parser().parse_args(pasted[0][1:]) == expected
     assert cli.main(pasted[0][1:]) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     toml = tmp_path / "out dir" / "data.toml"
     assert shlex.split(out.strip().splitlines()[-1]) == ["fairway", "run", "--config", str(toml)]
     assert config.load(toml).dataset.groups == tuple(groups)
