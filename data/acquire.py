@@ -215,9 +215,10 @@ def stratified_split(files: list[pathlib.Path], label: str, dest: pathlib.Path,
     if label not in header:
         raise DataError(f"{files[0]}: no column '{label}' (dataset.label) to stratify on; "
                         f"columns: {list(header)}")
+    column = header.index(label)
     by_label: dict[str, list[list[str]]] = {}
     for _, _, fields in body:
-        by_label.setdefault(fields[header.index(label)], []).append(fields)
+        by_label.setdefault(fields[column], []).append(fields)
     train, evaluation = [], []
     rng = random.Random(seed)
     for value in sorted(by_label):
@@ -271,7 +272,7 @@ def prepare(cfg, log=print):
         splits = {s: [base / s / "data.csv"] for s in ("train", "eval")}
         log(f"[data] split 2:1 by label: {base}")
     if cfg.sample:
-        base = sample(splits, cfg.input_dir / f"sample-{cfg.sample}-{tag}", cfg.sample)
+        base = sample(splits, cfg.input_dir / f"sample-{cfg.sample}-{ds.split}-{tag}", cfg.sample)
         log(f"[data] using a sample of {cfg.sample} rows per split: {base}")
     return Input(base, presplit=(base / "train").is_dir() and (base / "eval").is_dir(),
                  schema=stage_schema(ds.schema_file, cfg.input_dir / "schema"))

@@ -324,8 +324,9 @@ def _dataset_from_dict(raw: Mapping[str, Any], src: str, base: pathlib.Path) -> 
     if schema is not None and not isinstance(schema, str):
         _fail(src, "dataset.schema", "a path to schema.pbtxt", schema)
     label_map = raw.get("label_map", {})
-    if label_map and (not isinstance(label_map, dict) or sorted(label_map.values()) != [0, 1]
-                      or any(isinstance(v, bool) for v in label_map.values())):
+    if label_map and (not isinstance(label_map, dict)
+                      or not all(type(v) is int for v in label_map.values())
+                      or sorted(label_map.values()) != [0, 1]):
         _fail(src, "dataset.label_map", 'two raw label values mapped to 1 and 0, e.g. '
               '{"Yes" = 1, "No" = 0}', label_map)
     max_vocab = raw.get("max_vocab", DatasetSpec.max_vocab)

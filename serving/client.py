@@ -34,6 +34,10 @@ def read_rows(path: str | pathlib.Path) -> list[dict[str, Any]]:
     text = path.read_text()
     if path.suffix.lower() == ".csv":
         rows = list(csv.DictReader(io.StringIO(text, newline=""), skipinitialspace=True))
+        for i, row in enumerate(rows, 2):
+            if None in row or None in row.values():  # DictReader's filler for a ragged row
+                raise ClientError(f"{path}: row {i - 1} (after the header) has a different "
+                                  "number of fields than the header")
     else:
         try:
             doc = json.loads(text)

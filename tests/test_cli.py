@@ -57,6 +57,11 @@ def test_predict_names_the_file_line_and_server_problems(capsys, tmp_path):
     rows.write_text('{"age": 30}\n')
     assert cli.main(["predict", str(rows), "--model", "m", "--port", "1"]) == cli.EXIT_FAILED
     assert "REST 127.0.0.1:1: ConnectionRefusedError" in capsys.readouterr().err
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("age,sex\n30,Male\n40\n")
+    assert cli.main(["predict", str(ragged), "--model", "m"]) == cli.EXIT_FAILED
+    assert "ragged.csv: row 2 (after the header) has a different number" in \
+        capsys.readouterr().err
     empty = tmp_path / "empty.csv"
     empty.write_text("age,sex\n")
     assert cli.main(["predict", str(empty), "--model", "m"]) == cli.EXIT_FAILED

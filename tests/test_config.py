@@ -125,6 +125,8 @@ def test_label_map_needs_two_values_mapped_to_one_and_zero(write):
     assert dict(ok.dataset.label_map) == {"Yes": 1, "No": 0}
     with pytest.raises(config.ConfigError, match="dataset.label_map"):
         config.load(write("bad.toml", base + 'label_map = {"Yes" = 1, "No" = 1}\n'))
+    with pytest.raises(config.ConfigError, match="dataset.label_map"):
+        config.load(write("mixed.toml", base + 'label_map = {"Yes" = 1, "No" = "0"}\n'))
 
 
 def test_features_are_checked_against_the_schema_and_optional_ones_found(write):
