@@ -1,158 +1,221 @@
-"""`fairway monitor`: a window of serving request logs against the training statistics of the
-run that pushed the model which served them; writes monitor.{json,html}; alerts per feature."""
+"""`fairway monitor`: serving traffic over time.
+
+The request logs are cut into windows (by time or count). Every closed window not yet in the
+history is scored against the reference of the run that pushed the version which served it
+(calculator.Calculator, plus TFDV's schema anomalies), the new rows are appended to the history
+in ML Metadata (history.History), and the outputs are rebuilt from the whole history: the page
+over time (monitor.html), the latest window's Prometheus exposition (metrics.prom) and this
+run's JSON (monitor.json). A window scored before its labels arrived is scored again once they
+have, and its new rows replace the old ones.
+"""
 from __future__ import annotations
 
 import collections
 import csv
-import html
+import hashlib
 import json
 import pathlib
+import pickle
 import time
-from typing import Any
+from typing import Any, Callable
 
-from monitoring import drift, requests
-from pipeline import artifacts, metadata
+import pandas as pd
+
+from monitoring import anomalies, exposition, page, requests, windows
+from monitoring.calculator import Calculator
+from monitoring.history import History
+from pipeline import metadata
 from pipeline.config import PipelineConfig
 from pipeline.errors import FairwayError
-from pipeline.metrics import auc, group_rates
 
-SMALL_WINDOW = 500  # below this, drift scores of sparse features are noisy (see the schema)
+BOOTSTRAP = 100  # reference windows drawn per calibrated size
 
 
-def baseline(cfg: PipelineConfig, version: int | None, log=print):
-    """(training statistics, schema, run name) of the run that pushed `version`."""
-    run = metadata.pushing_run(cfg, version) if version else None
-    if run is None:
-        log(f"no run in {cfg.metadata_path} pushed version {version}; using the latest run")
-    summary = metadata.run_summary(cfg, run)
-    stats_uri = metadata.node_artifact(summary, "StatisticsGen", "ExampleStatistics")
-    schema_uri = metadata.node_artifact(summary, "ImportSchemaGen", "Schema")
-    return artifacts.load_stats(stats_uri, "train"), artifacts.load_schema(schema_uri), \
-        summary["run_id"]
+class LabelError(FairwayError):
+    pass
 
 
 def read_labels(path: str) -> dict[str, int]:
     """request id -> 0/1 label from a CSV with the header `request_id,label`."""
-    with open(path, newline="") as f:
+    try:
+        f = open(path, newline="", encoding="utf-8")
+    except OSError as e:
+        raise LabelError(f"{path}: cannot read the labels ({e.strerror})") from None
+    with f:
         reader = csv.DictReader(f)
         if not reader.fieldnames or not {"request_id", "label"} <= set(reader.fieldnames):
-            raise FairwayError(f"{path}: expected a CSV with the header 'request_id,label' "
-                               f"(request ids as in the monitor report), got "
-                               f"{reader.fieldnames}")
+            raise LabelError(f"{path}: expected a CSV with the header 'request_id,label' "
+                             f"(request ids as logged: the X-Request-Id you sent, or the one "
+                             f"the server answered with), got {reader.fieldnames}")
         out = {}
         for i, row in enumerate(reader, 2):
             if row["label"] not in ("0", "1"):
-                raise FairwayError(f"{path}:{i}: label {row['label']!r} is not 0 or 1")
+                raise LabelError(f"{path}:{i}: label {row['label']!r} is not 0 or 1")
             out[row["request_id"]] = int(row["label"])
     if not out:
-        raise FairwayError(f"{path}: no labels")
+        raise LabelError(f"{path}: no labels")
     return out
 
 
-def performance(cfg: PipelineConfig, frame, labels: dict[str, int]) -> dict[str, Any]:
-    """The served model's quality on the labelled part of the window (concept drift)."""
-    joined = frame[frame["_request_id"].isin(labels) & frame["_prediction"].notna()]
-    if joined.empty:
-        raise FairwayError("no labelled request id matches a logged prediction in this window")
-    y = joined["_request_id"].map(labels).to_numpy()
-    p = joined["_prediction"].to_numpy(float)
-    t = cfg.evaluation.decision_threshold
-    result = {"labelled": int(len(joined)), "unmatched_labels": len(labels) - len(joined),
-              "auc": auc(y, p), "accuracy": float(((p >= t) == (y == 1)).mean())}
-    sensitive = cfg.dataset.sensitive
-    if sensitive and sensitive in joined:
-        result["by_group"] = group_rates(y, p, joined[sensitive].astype(str).to_numpy(), t)
-    return result
+def join_labels(frame: pd.DataFrame, labels: dict[str, int], path: str) -> pd.DataFrame:
+    """`_label` per logged request (NaN: not labelled yet); a label whose request id is in no
+    log is an error that names it, since it usually means ids from another system."""
+    unknown = sorted(set(labels) - set(frame["_request_id"]))
+    if unknown:
+        raise LabelError(f"{path}: {len(unknown)} of {len(labels)} request ids are in no "
+                         f"request log, e.g. {', '.join(map(repr, unknown[:3]))}")
+    frame = frame.copy()
+    frame["_label"] = frame["_request_id"].map(labels).astype(float)
+    return frame
+
+
+class References:
+    """One fitted calculator per served version: the reference of the run that pushed it,
+    cached on disk with its calibrated thresholds (scoring the reference takes seconds, the
+    bootstrap more)."""
+
+    def __init__(self, cfg: PipelineConfig, folder: pathlib.Path, k: float, log):
+        self.cfg, self.folder, self.k, self.log = cfg, folder, k, log
+        self.fitted: dict[int, tuple[Calculator, Any, str]] = {}
+        self.files: dict[int, pathlib.Path] = {}
+
+    def get(self, version: int) -> tuple[Calculator, Any, str]:
+        if version not in self.fitted:
+            from monitoring import reference
+
+            run = metadata.pushing_run(self.cfg, version)
+            if run is None:
+                raise FairwayError(f"no run in {self.cfg.metadata_path} pushed version "
+                                   f"{version}, which served these requests: monitor with the "
+                                   "--config/--baseline of the pipeline that pushed it")
+            model_dir = self.cfg.serving_dir / str(version)
+            if not model_dir.is_dir():
+                raise FairwayError(f"{model_dir}: the pushed SavedModel of version {version} "
+                                   "is gone; the monitor needs it to score the reference")
+            cache = self.folder / f"reference-{hashlib.sha1(run.encode()).hexdigest()[:12]}" \
+                                  f"-{version}.pkl"
+            if cache.exists():
+                ref, schema, run_id, state = pickle.loads(cache.read_bytes())
+            else:
+                self.log(f"reading the reference of version {version} (run {run}) ...")
+                ref, schema, run_id = reference.load(self.cfg, run, str(model_dir), self.log)
+                state = {}
+            calc = Calculator(ref, k=self.k, bootstrap=BOOTSTRAP)
+            calc.load_state(state)
+            self.fitted[version] = (calc, schema, run_id)
+            self.files[version] = cache
+        return self.fitted[version]
+
+    def save(self) -> None:
+        """Keep the calibrated thresholds for the next run."""
+        for version, (calc, schema, run_id) in self.fitted.items():
+            path = self.files[version]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(pickle.dumps((calc.ref, schema, run_id, calc.state())))
+            tmp.replace(path)
+
+
+def _latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of each window's most recent scoring, windows in time order."""
+    by_window: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:  # oldest run first: a later scoring of a window replaces the earlier one
+        if by_window.get(r["window"]) and by_window[r["window"]][0].get("scored") != \
+                r.get("scored"):
+            by_window[r["window"]] = []
+        by_window.setdefault(r["window"], []).append(r)
+    return [r for key in sorted(by_window, key=lambda k: (by_window[k][0]["start"], k))
+            for r in by_window[key]]
+
+
+def _labelled(rows: list[dict[str, Any]]) -> bool:
+    return any(r["kind"] == "performance" for r in rows)
 
 
 def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | None = None,
-        log=print) -> dict[str, Any]:
+        window: str = "1h", since: str | None = None, until: str | None = None,
+        k: float = 3.0, log: Callable[[str], None] = print, now: float | None = None
+        ) -> dict[str, Any]:
+    spec = windows.parse(window)
+    lo = windows.parse_time(since, "--since") if since else None
+    hi = windows.parse_time(until, "--until") if until else None
+    if k <= 0:
+        raise FairwayError(f"-k {k}: expected a positive number of standard deviations")
     frame = requests.read(logs)
-    versions = collections.Counter(int(v) for v in frame["_version"])
-    served = versions.most_common(1)[0][0] if versions else None
-    log(f"{len(frame)} served examples from {logs} (versions {dict(versions)})")
-    if len(frame) < SMALL_WINDOW:
-        log(f"warning: a window of {len(frame)} examples is small; drift scores of sparse "
-            f"features are noisy below {SMALL_WINDOW}")
-    train_stats, schema, run_id = baseline(cfg, served, log)
-    if not any(f.HasField("skew_comparator") for f in schema.feature):
-        raise FairwayError("the schema has no skew_comparator on any feature: nothing to "
-                           "compare (add them to the curated schema.pbtxt)")
-    result = drift.compare(train_stats, schema, drift.serving_statistics(frame, schema))
-    report = {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "requests": logs, "examples": int(len(frame)),
-        "versions": {str(k): v for k, v in versions.items()}, "baseline_run": run_id,
-        "features": [{"feature": f.feature, "measure": f.measure, "score": round(f.score, 4),
-                      "threshold": f.threshold, "alert": f.alert} for f in result["features"]],
-        "not_compared": result["not_compared"], "anomalies": result["anomalies"],
-    }
-    # Values the schema does not allow in production (e.g. a new category) alert as drift does.
-    drifted = [f["feature"] for f in report["features"] if f["alert"]]
-    report["alerts"] = drifted + [k for k in report["anomalies"] if k not in drifted]
     if labels:
-        report["performance"] = performance(cfg, frame, read_labels(labels))
+        frame = join_labels(frame, read_labels(labels), labels)
+    home = cfg.command_dir("monitor") / "history"
+    history = History(cfg, cfg.model_name, home)
+    past = _latest(history.rows())
+    done: dict[str, bool] = {}
+    for r in past:
+        done[r["window"]] = done.get(r["window"], False) or r["kind"] == "performance"
+    last = next((r.get("last_id") for r in reversed(past)
+                 if r.get("window_size") == str(spec)), None) if spec.rows else None
+    cut = windows.split(frame, spec, lo, hi, now, after=last)
+    has_labels = {w.key: "_label" in w.frame and w.frame["_label"].notna().any() for w in cut}
+    todo = [w for w in cut if w.closed and (w.key not in done or
+                                            (has_labels[w.key] and not done[w.key]))]
+    waiting = [w for w in cut if not w.closed]
+    log(f"{len(frame)} logged requests in {logs}; windows of {spec}: {len(cut)} in range, "
+        f"{len(todo)} to score, {len(cut) - len(todo) - len(waiting)} already scored, "
+        f"{len(waiting)} still open")
+    refs = References(cfg, home, k, log)
+    scored_at = windows.iso(int(time.time()))
+    new: list[dict[str, Any]] = []
+    baseline_runs = set()
+    for i, w in enumerate(todo, 1):
+        versions = collections.Counter(int(v) for v in w.frame["_version"])
+        version = versions.most_common(1)[0][0]
+        calc, schema, run_id = refs.get(version)
+        baseline_runs.add(run_id)
+        started = time.perf_counter()
+        rows = calc.calculate(w.frame, w.key, str(version), windows.iso(w.start),
+                              windows.iso(w.end))
+        base = {k_: rows[0][k_] for k_ in ("window", "start", "end", "rows", "version")}
+        for feature, text in anomalies.find(w.frame, schema).items():
+            rows.append({**base, "kind": "anomaly", "name": feature, "method": "schema",
+                         "value": 1.0, "threshold": None, "direction": "above",
+                         "alert": True, "primary": True, "detail": text})
+        for r in rows:
+            r.update(scored=scored_at, window_size=str(spec),
+                     last_id=str(w.frame["_request_id"].iloc[-1]), baseline_run=run_id)
+        alerts = [r for r in rows if r["alert"]]
+        log(f"window {i}/{len(todo)} {w.key}: {len(w.frame)} requests, "
+            f"{len(alerts)} alert(s) ({time.perf_counter() - started:.1f}s)")
+        new.extend(rows)
+    refs.save()
+    if new:
+        history.record(new, {"requests": logs, "window": str(spec), "k": k})
+    everything = _latest(past + new)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "monitor.json").write_text(json.dumps(report, indent=2))
-    (out_dir / "monitor.html").write_text(to_html(report))
+    meta = {"model": cfg.model_name, "requests": logs, "window": str(spec), "k": k,
+            "baseline runs": ", ".join(sorted(baseline_runs)) or "-",
+            "history": str(home)}
+    (out_dir / "monitor.html").write_text(page.to_html(everything, meta=meta))
+    exposition.write(out_dir / "metrics.prom", everything, cfg.model_name)
+    report = {
+        "created": scored_at, "requests": logs, "window": str(spec), "k": k,
+        "examples": int(len(frame)), "baseline_runs": sorted(baseline_runs),
+        "scored": [w.key for w in todo], "waiting": [
+            {"window": w.key, "rows": len(w.frame), "closes": windows.iso(w.end)
+             if spec.seconds else f"after {spec.rows - len(w.frame)} more requests"}
+            for w in waiting],
+        "alerts": [r for r in new if r["alert"]], "rows": new,
+        "history_windows": len({r["window"] for r in everything}),
+    }
+    (out_dir / "monitor.json").write_text(json.dumps(report, indent=1, default=str))
     return report
 
 
 def alert_lines(report: dict[str, Any]) -> list[str]:
-    lines = [f"ALERT {f['feature']}: {f['measure']} {f['score']:.4f} > threshold "
-             f"{f['threshold']:g}" for f in report["features"] if f["alert"]]
-    lines += [f"ANOMALY {k}: {v}" for k, v in report["anomalies"].items()]
-    return lines
-
-
-def _num(v) -> str:
-    return "-" if v is None or v != v else f"{v:.4f}"
-
-
-def to_html(r: dict[str, Any]) -> str:
-    """A self-contained page (no scripts, no network)."""
-    e = html.escape
-    rows = []
-    for f in r["features"]:
-        width = min(100.0, 100.0 * f["score"] / (2 * f["threshold"])) if f["threshold"] else 0
-        rows.append(
-            f"<tr class='{'alert' if f['alert'] else 'ok'}'><td>{e(f['feature'])}</td>"
-            f"<td>{e(f['measure'])}</td><td>{f['score']:.4f}</td><td>{f['threshold']:g}</td>"
-            f"<td><div class='bar'><div style='width:{width:.1f}%'></div>"
-            f"<span style='left:50%'></span></div></td>"
-            f"<td>{'ALERT' if f['alert'] else 'ok'}</td></tr>")
-    perf = r.get("performance")
-    perf_html = "<p>No labels given (--labels CSV of request_id,label).</p>" if not perf else (
-        f"<p>{perf['labelled']} labelled examples: AUC {perf['auc']:.4f}, accuracy "
-        f"{perf['accuracy']:.4f}.</p><table id='groups'><tr><th>group</th><th>rows</th>"
-        "<th>AUC</th><th>FPR</th><th>FNR</th></tr>" + "".join(
-            f"<tr><td>{e(g)}</td><td>{v['rows']}</td><td>{_num(v['auc'])}</td>"
-            f"<td>{_num(v['fpr'])}</td><td>{_num(v['fnr'])}</td></tr>"
-            for g, v in perf.get("by_group", {}).items()) + "</table>")
-    anomalies = "".join(f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in r["anomalies"].items())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Fairway monitor</title>
-<style>
-body {{ font: 14px system-ui, sans-serif; margin: 2em; color: #222 }}
-table {{ border-collapse: collapse }} td, th {{ padding: 4px 10px; border-bottom: 1px solid #ddd }}
-tr.alert td {{ background: #fde8e8 }} .bar {{ position: relative; width: 200px; height: 10px;
-background: #eee }} .bar div {{ height: 10px; background: #4a7 }} tr.alert .bar div
-{{ background: #c33 }} .bar span {{ position: absolute; top: -2px; height: 14px;
-border-left: 2px solid #333 }}
-</style></head><body>
-<h1>Serving traffic vs training baseline</h1>
-<p id="summary">{r['examples']} served examples from <code>{e(r['requests'])}</code>; versions
-{e(json.dumps(r['versions']))}; baseline: run <code>{e(r['baseline_run'])}</code>;
-{len(r['alerts'])} alert(s). Created {e(r['created'])}.</p>
-<h2>Drift per feature</h2>
-<p>The black mark is the threshold (from the schema's skew_comparator).</p>
-<table id="features"><tr><th>feature</th><th>measure</th><th>score</th><th>threshold</th>
-<th></th><th>status</th></tr>{''.join(rows)}</table>
-<h2>Model performance on labelled requests</h2>
-{perf_html}
-<h2>Schema anomalies in serving data</h2>
-<ul id="anomalies">{anomalies or '<li>none</li>'}</ul>
-</body></html>
-"""
-
-
+    out = []
+    for r in report["alerts"]:
+        where = f"[{r['window']}] {r['kind']} {r['name']}"
+        if r["kind"] == "anomaly":
+            out.append(f"ANOMALY {where}: {r['detail']}")
+        else:
+            sign = ">" if r["direction"] == "above" else "<"
+            out.append(f"ALERT {where}: {r['method']} {r['value']:.4g} {sign} threshold "
+                       f"{r['threshold']:.4g}")
+    return out

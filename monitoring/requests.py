@@ -1,8 +1,11 @@
 """Serving request logs (PredictionLog TFRecords written by `fairway serve`) as feature rows."""
 from __future__ import annotations
 
+import calendar
 import glob
 import os
+import re
+import time
 from typing import Iterable
 
 import numpy as np
@@ -13,6 +16,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from pipeline.errors import FairwayError
 
 PATTERN = "requests-*.tfrecord"
+_STAMP = re.compile(r"(\d{8}T\d{6}Z)")  # the UTC time `fairway serve` names a log file by
 
 
 class RequestLogError(FairwayError):
@@ -96,15 +100,40 @@ def _predictions(log, kind: str, n: int) -> list[float | None]:
     return [None] * n
 
 
+def file_time(path: str) -> int:
+    """When a file's records arrived, for logs whose records carry no time (real TF Serving
+    before it filled timestamp_secs): the UTC time in its name, else its modification time."""
+    m = _STAMP.search(os.path.basename(path))
+    if m:
+        return calendar.timegm(time.strptime(m.group(1), "%Y%m%dT%H%M%SZ"))
+    return int(os.path.getmtime(path))
+
+
+def _records(path: str) -> list[bytes]:
+    records = []
+    try:
+        for r in tf.data.TFRecordDataset(path).as_numpy_iterator():
+            records.append(r)
+    except tf.errors.OpError as e:
+        what = e.message.splitlines()[0]
+        if records:
+            raise RequestLogError(f"{path}: truncated or corrupted after record {len(records)} "
+                                  f"({what}); move the file aside or cut it to its complete "
+                                  f"records") from None
+        raise RequestLogError(f"{path}: not a TFRecord file of PredictionLogs ({what})") from None
+    return records
+
+
 def read(location: str) -> pd.DataFrame:
-    """One row per served example: its raw features plus `_version`, `_prediction` and
-    `_request_id` (`<file>:<record>:<row>`, the key for labels that arrive later)."""
+    """One row per served example, in arrival order: its raw features plus `_version`,
+    `_prediction`, `_time` (arrival, UTC seconds) and `_request_id` (the request's id, with
+    `:<row>` for a request of several rows; `<file>:<record>:<row>` for a log without ids),
+    the key for labels that arrive later."""
     out = []
     for path in log_files(location):
-        try:
-            records = list(tf.data.TFRecordDataset(path).as_numpy_iterator())
-        except tf.errors.OpError as e:
-            raise RequestLogError(f"{path}: not a TFRecord file ({e.message.splitlines()[0]})")
+        records = _records(path)
+        name = os.path.basename(path)
+        fallback_time = file_time(path) if records else 0
         for i, raw in enumerate(records):
             log = prediction_log_pb2.PredictionLog()
             try:
@@ -125,12 +154,16 @@ def read(location: str) -> pd.DataFrame:
             except Exception as e:
                 raise RequestLogError(f"{path}: record {i} is not a usable PredictionLog: "
                                       f"{e}") from None
-            version = log.log_metadata.model_spec.version.value
-            name = os.path.basename(path)
+            meta = log.log_metadata
+            version = meta.model_spec.version.value
+            arrived = meta.timestamp_secs or fallback_time
+            rid = meta.request_origin
             for j, (row, p) in enumerate(zip(rows, _predictions(log, kind, len(rows)))):
                 row["_version"] = version
                 row["_prediction"] = p
-                row["_request_id"] = f"{name}:{i}:{j}"
+                row["_time"] = arrived
+                row["_request_id"] = (rid if len(rows) == 1 else f"{rid}:{j}") if rid \
+                    else f"{name}:{i}:{j}"
             out.extend(rows)
     if not out:
         raise RequestLogError(f"{location}: the request logs hold no requests")
@@ -139,4 +172,4 @@ def read(location: str) -> pd.DataFrame:
         if frame[c].dtype == float and frame[c].notna().all() and \
                 np.all(np.mod(frame[c], 1) == 0):
             frame[c] = frame[c].astype(np.int64)
-    return frame
+    return frame.sort_values("_time", kind="stable").reset_index(drop=True)

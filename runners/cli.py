@@ -129,7 +129,12 @@ def parser() -> argparse.ArgumentParser:
                        help="a label whose version gets a copy of every unpinned request; its "
                             "answers are logged (needs --request-log-dir), never returned")
     serve.add_argument("--request-log-dir", metavar="DIR",
-                       help="write sampled requests/responses as PredictionLog TFRecords here")
+                       help="write sampled requests/responses as PredictionLog TFRecords here, "
+                            "each with its arrival time and request id (the X-Request-Id "
+                            "header or x-request-id gRPC metadata, else a new one)")
+    serve.add_argument("--log-rotate-seconds", type=_positive, default=3600, metavar="S",
+                       help="start a new request-log file every S seconds, on multiples of S "
+                            "in UTC (default 3600: hourly files)")
     serve.add_argument("--log-sampling-rate", type=float, default=0.0, metavar="R",
                        help="share of requests logged (0-1; default 0)")
     serve.add_argument("--poll-seconds", type=float, default=1.0,
@@ -161,12 +166,24 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=_positive, default=64,
                          help="rows per request (default 64)")
 
-    monitor = _writer(sub, "monitor", "compare a window of serving request logs with the "
-                                      "training statistics of the run that pushed the serving "
-                                      "model; exit 3 on drift alerts")
+    monitor = _writer(sub, "monitor", "score serving request logs window by window against "
+                                      "the reference of the run that pushed the serving model "
+                                      "(input, prediction and label drift, data quality, "
+                                      "realized and estimated performance, a domain "
+                                      "classifier); keeps a history in ML Metadata; exit 3 "
+                                      "when a new window alerts")
     monitor.add_argument("--requests", required=True, metavar="LOGS",
                          help="a requests-*.tfrecord file or a folder of them (fairway serve "
                               "--request-log-dir)")
+    monitor.add_argument("--window", default="1h", metavar="SIZE",
+                         help="a duration (30m, 1h, 1d: windows aligned in UTC, scored once "
+                              "closed) or a number of requests (5000); default 1h")
+    monitor.add_argument("--since", metavar="TIME",
+                         help="only requests from this ISO-8601 time on (UTC unless given)")
+    monitor.add_argument("--until", metavar="TIME", help="only requests before this time")
+    monitor.add_argument("-k", type=float, default=3.0,
+                         help="alert at k standard deviations of the reference windows of the "
+                              "same size (default 3)")
     monitor.add_argument("--baseline", dest="output", metavar="DIR",
                          help="the run's output folder (same as --output; default "
                               "outputs/<dataset>)")
@@ -178,8 +195,9 @@ def parser() -> argparse.ArgumentParser:
     monitor.add_argument("--train-steps", type=_positive, metavar="N",
                          help="retraining run: override training steps")
     monitor.add_argument("--labels", metavar="CSV",
-                         help="labels that arrived later: request_id,label (0/1); adds AUC, "
-                              "accuracy and per-group rates of the served model")
+                         help="labels that arrived later: request_id,label (0/1); adds realized "
+                              "AUC, accuracy, label drift and per-group rates, and re-scores "
+                              "windows scored before their labels came")
 
     _writer(sub, "report", "a self-contained HTML report of the latest run (lineage, TFDV "
                            "statistics train vs eval, schema, anomalies, evaluation, error "

@@ -15,14 +15,22 @@ def run(args, cfg: PipelineConfig, retrain_config: Callable[[], PipelineConfig])
     from monitoring import monitor
 
     out = pathlib.Path(args.to) if args.to else cfg.command_dir("monitor")
-    report = monitor.run(cfg, args.requests, out, args.labels)
-    if "performance" in report:
-        perf = report["performance"]
-        print(f"served model on {perf['labelled']} labelled requests: AUC {perf['auc']:.4f}, "
-              f"accuracy {perf['accuracy']:.4f}")
-    for line in monitor.alert_lines(report) or ["no drift alert"]:
-        print(line)
-    print(f"report: {out / 'monitor.html'} and {out / 'monitor.json'}")
+    report = monitor.run(cfg, args.requests, out, args.labels, window=args.window,
+                         since=args.since, until=args.until, k=args.k)
+    for w in report["waiting"]:
+        print(f"window {w['window']} is still open ({w['rows']} requests so far; scored when "
+              f"it closes: {w['closes']})")
+    for r in report["rows"]:
+        if r["kind"] == "performance" and r["name"] in ("auc", "accuracy"):
+            print(f"[{r['window']}] served model on {r['rows']} requests: realized "
+                  f"{r['name']} {r['value']:.4f}")
+    if not report["scored"]:
+        print("no new window to score")
+    else:
+        for line in monitor.alert_lines(report) or [
+                f"no alert in {len(report['scored'])} new window(s)"]:
+            print(line)
+    print(f"report: {out / 'monitor.html'}, {out / 'monitor.json'} and {out / 'metrics.prom'}")
     if report["alerts"] and args.on_alert:
         retrain(retrain_config(), args.data)
     return bool(report["alerts"])

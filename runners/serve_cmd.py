@@ -66,5 +66,6 @@ def run(args, config: Callable[[], PipelineConfig]) -> int:
         canary_fraction=_fraction(args.canary_fraction, "--canary-fraction"),
         shadow_label=args.shadow_label, request_log_dir=args.request_log_dir,
         log_sampling_rate=_fraction(args.log_sampling_rate, "--log-sampling-rate"),
+        log_rotate_seconds=args.log_rotate_seconds,
         max_request_bytes=args.max_request_bytes))
     return 0

@@ -14,7 +14,9 @@ from tensorflow_serving.apis import (model_service_pb2_grpc, prediction_log_pb2,
 from serving import protos
 from serving.errors import ServingError, invalid
 from serving.rest import INLINE_BYTES, status_response
-from serving.service import Service
+from serving.service import REQUEST_ID_HEADER, Service, request_id
+
+REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()  # gRPC metadata keys are lower case
 
 
 def _target(spec):
@@ -48,11 +50,14 @@ class _Base:
 class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServicer):
     async def _call(self, api: str, req, context, run, kind: str, log_cls, spec=None):
         def work():
+            rid = request_id(dict(context.invocation_metadata() or ()).get(REQUEST_ID_KEY))
+            context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
+
             def fn(servable):
                 resp = run(servable, req)
                 return resp, _log(kind, log_cls, req, resp)
             target = _target(req.model_spec if spec is None else spec)
-            return self.service.call(api, "GRPC", *target, fn)[1]
+            return self.service.call(api, "GRPC", *target, fn, rid)[1]
         return await self._answer(context, req, work)
 
     async def Predict(self, request, context):

@@ -15,7 +15,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 
 from serving import json_codec, protos
 from serving.errors import ServingError, invalid
-from serving.service import Service
+from serving.service import REQUEST_ID_HEADER, Service, request_id
 from serving.telemetry import PROMETHEUS_PATH
 
 _MODEL = re.compile(
@@ -111,15 +111,17 @@ class RestApi:
             return web.Response(body=json_format.MessageToJson(
                 resp, including_default_value_fields=True).encode(), content_type=JSON)
         body = await request.read()
+        rid = request_id(request.headers.get(REQUEST_ID_HEADER))
         if len(body) <= INLINE_BYTES:  # a thread hop costs ~1 ms on 2 cores: small ones inline
-            servable, doc = self._infer(verb.lower(), body, name, version, label)
+            servable, doc = self._infer(verb.lower(), body, name, version, label, rid)
         else:
             servable, doc = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._infer, verb.lower(), body, name, version, label)
+                self._pool, self._infer, verb.lower(), body, name, version, label, rid)
         return web.Response(body=json_codec.dumps(doc), content_type=JSON,
-                            headers={VERSION_HEADER: str(servable.version)})
+                            headers={VERSION_HEADER: str(servable.version),
+                                     REQUEST_ID_HEADER: rid})
 
-    def _infer(self, verb: str, body: bytes, name, version, label):
+    def _infer(self, verb: str, body: bytes, name, version, label, rid: str):
         doc = json_codec.parse_body(body)
         sig_name = json_codec.signature_name(doc)
         if verb == "predict":
@@ -153,7 +155,7 @@ class RestApi:
                                 input=_examples_input(serialized)),
                             response=regression_pb2.RegressionResponse(
                                 result=protos.regression_result(values))))
-        return self.service.call(verb, "REST", name, version, label, fn)
+        return self.service.call(verb, "REST", name, version, label, fn, rid)
 
     @staticmethod
     def _json(doc) -> web.Response:

@@ -32,6 +32,7 @@ class Options:
     shadow_label: str | None = None
     request_log_dir: str | None = None
     log_sampling_rate: float = 0.0
+    log_rotate_seconds: int = 3600  # a new request-log file every this many seconds
     max_request_bytes: int = 64 << 20
     startup_timeout: float | None = None
     workers: int = 4  # threads for requests too large to answer on the event loop
@@ -51,9 +52,11 @@ def build_service(sources: list[ModelSource], opts: Options) -> Service:
     logs = opts.request_log_dir
     return Service(
         manager, metrics,
-        request_log=RequestLogger(logs, "requests", opts.log_sampling_rate, metrics)
+        request_log=RequestLogger(logs, "requests", opts.log_sampling_rate, metrics,
+                                  rotate_seconds=opts.log_rotate_seconds)
         if logs and opts.log_sampling_rate > 0 else None,
-        shadow_log=RequestLogger(logs, "shadow", 1.0, metrics)
+        shadow_log=RequestLogger(logs, "shadow", 1.0, metrics,
+                                 rotate_seconds=opts.log_rotate_seconds)
         if logs and opts.shadow_label else None)
 
 

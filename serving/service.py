@@ -2,17 +2,22 @@
 sampled PredictionLog logging, and the shadow copy (answered in the background, only logged)."""
 from __future__ import annotations
 
+import re
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from tensorflow_serving.apis import model_pb2, prediction_log_pb2
 
-from serving.errors import ServingError
+from serving.errors import ServingError, invalid
 from serving.manager import ModelManager
 from serving.servable import Servable
 from serving.telemetry import Metrics, RequestLogger
+
+REQUEST_ID_HEADER = "X-Request-Id"  # REST header; gRPC metadata key "x-request-id"
+_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 
 # fn(servable) -> (result, build_log): build_log() makes the PredictionLog, only when logged.
 Call = Callable[[Servable], "tuple[Any, Callable[[], prediction_log_pb2.PredictionLog]]"]
@@ -28,7 +33,9 @@ class Service:
         self._shadow_slots = threading.BoundedSemaphore(100)  # beyond: skip the copy
 
     def call(self, api: str, entrypoint: str, name: str, version: int | None,
-             label: str | None, fn: Call) -> tuple[Servable, Any]:
+             label: str | None, fn: Call, request_id: str = "") -> tuple[Servable, Any]:
+        """Serve `fn`; `request_id` (from request_id()) and the arrival time go into its log."""
+        arrived = time.time()
         started = time.perf_counter()
         served = ""
         try:
@@ -41,17 +48,19 @@ class Service:
             raise
         self.metrics.observe(name, served, api, entrypoint, "OK", time.perf_counter() - started)
         if self.request_log is not None and self.request_log.sampled():
-            self.request_log.log(name, _with_metadata(build_log, primary))
+            self.request_log.log(name, _with_metadata(build_log, primary, arrived, request_id))
         if shadow is not None and self.shadow_log is not None \
                 and self._shadow_slots.acquire(blocking=False):
-            self._shadow_pool.submit(self._shadow, api, shadow, fn)
+            self._shadow_pool.submit(self._shadow, api, shadow, fn, arrived, request_id)
         return primary, result
 
-    def _shadow(self, api: str, shadow: Servable, fn: Call) -> None:
+    def _shadow(self, api: str, shadow: Servable, fn: Call, arrived: float,
+                request_id: str) -> None:
         status = "OK"
         try:
             _, build_log = fn(shadow)
-            self.shadow_log.log(shadow.name, _with_metadata(build_log, shadow))
+            self.shadow_log.log(shadow.name, _with_metadata(build_log, shadow, arrived,
+                                                            request_id))
         except ServingError as e:
             status = e.status_name
         except Exception as e:  # the shadow must never affect serving
@@ -68,12 +77,29 @@ class Service:
                 log.close()
 
 
-def _with_metadata(build_log, servable: Servable):
+def request_id(supplied: str | None) -> str:
+    """The client's request id (so that labels arriving later can be joined to the logged
+    request), or a new one; a malformed one is refused."""
+    if not supplied:
+        return uuid.uuid4().hex
+    if not _ID.fullmatch(supplied):
+        raise invalid(f"{REQUEST_ID_HEADER} {supplied[:40]!r}: expected 1-128 letters, digits "
+                      "or . _ : / -")
+    return supplied
+
+
+def _with_metadata(build_log, servable: Servable, arrived: float, rid: str):
+    """TF Serving's LogMetadata: model spec, tags and arrival time (timestamp_secs, as TF
+    Serving fills it); the request id goes into request_origin, which TF Serving leaves to
+    the caller."""
     def build() -> prediction_log_pb2.PredictionLog:
         log = build_log()
         spec = model_pb2.ModelSpec(name=servable.name)
         spec.version.value = servable.version
-        log.log_metadata.model_spec.CopyFrom(spec)
-        log.log_metadata.saved_model_tags.append("serve")
+        meta = log.log_metadata
+        meta.model_spec.CopyFrom(spec)
+        meta.saved_model_tags.append("serve")
+        meta.timestamp_secs = int(arrived)
+        meta.request_origin = rid
         return log
     return build

@@ -47,17 +47,19 @@ class Metrics:
 
 
 class RequestLogger:
-    """Writes PredictionLogs to `<dir>/<prefix>-<UTC time>-<pid>.tfrecord` from one thread.
+    """Writes PredictionLogs to `<dir>/<prefix>-<UTC time>-<pid>.tfrecord` from one thread,
+    starting a new file every `rotate_seconds` (at multiples of it in UTC, e.g. on the hour).
 
     Records are built lazily in the writer thread (a sampled request pays only a queue put) and
     flushed whenever the queue drains, so a reader sees them within a poll interval.
     """
 
     def __init__(self, directory: str, prefix: str, sampling_rate: float, metrics: Metrics,
-                 rng: random.Random | None = None, capacity: int = 10_000):
+                 rng: random.Random | None = None, capacity: int = 10_000,
+                 rotate_seconds: int = 3600, clock: Callable[[], float] = time.time):
         tf.io.gfile.makedirs(directory)
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        self.path = os.path.join(directory, f"{prefix}-{stamp}-{os.getpid()}.tfrecord")
+        self.directory, self.rotate_seconds, self._clock = directory, rotate_seconds, clock
+        self.path = ""  # the file being written
         self.prefix, self.sampling_rate, self.metrics = prefix, sampling_rate, metrics
         self.dropped = 0
         self._rng = rng or random.Random()
@@ -74,12 +76,23 @@ class RequestLogger:
         except queue.Full:
             self.dropped += 1  # never slow down serving for the log
 
+    def _open(self, now: float):
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        self.path = os.path.join(self.directory, f"{self.prefix}-{stamp}-{os.getpid()}.tfrecord")
+        return tf.io.TFRecordWriter(self.path)
+
     def _run(self) -> None:
-        with tf.io.TFRecordWriter(self.path) as writer:
+        writer, period = None, None
+        try:
             while True:
                 item = self._queue.get()
                 if item is None:
                     break
+                now = self._clock()
+                if int(now // self.rotate_seconds) != period:
+                    if writer is not None:
+                        writer.close()
+                    writer, period = self._open(now), int(now // self.rotate_seconds)
                 model, build = item
                 try:
                     writer.write(build().SerializeToString())
@@ -88,6 +101,9 @@ class RequestLogger:
                     print(f"request log: record skipped: {type(e).__name__}: {e}", flush=True)
                 if self._queue.empty():
                     writer.flush()
+        finally:
+            if writer is not None:
+                writer.close()
 
     def close(self) -> None:
         self._queue.put(None)

@@ -1,11 +1,12 @@
-"""`fairway monitor` pieces: reading serving request logs, and drift scores with real TFDV."""
+"""`fairway monitor` pieces: request logs as rows, windows, the calculator's decisions on
+census windows (clean, covariate shift, concept drift) at 200 and 5,000 rows, labels, history."""
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-import tensorflow_data_validation as tfdv
 
-from monitoring import drift, monitor, requests
+from monitoring import anomalies, history, monitor, requests, windows
+from monitoring.calculator import Calculator, Reference
 from pipeline import config
 from pipeline.errors import FairwayError
 from serving import rest
@@ -35,14 +36,6 @@ def write_log(path, frame: pd.DataFrame, version: int = 7, batch: int = 50, scor
             w.write(log.SerializeToString())
 
 
-@pytest.fixture(scope="module")
-def training():
-    frame = pd.read_csv(config.data_home() / "census" / "train" / "adult.data.csv",
-                        keep_default_na=False).drop(columns=[RAW.label])
-    schema = tfdv.load_schema_text(str(config.REPO_ROOT / "schemas" / "census" / "schema.pbtxt"))
-    return tfdv.generate_statistics_from_dataframe(frame), schema
-
-
 def test_request_logs_become_rows_with_version_and_request_id(tmp_path):
     rows = eval_frame().head(120)
     write_log(tmp_path / "requests-a.tfrecord", rows)
@@ -65,48 +58,14 @@ def test_empty_malformed_and_missing_logs_are_clear_errors(tmp_path):
         requests.read(str(bad))
     with pytest.raises(requests.RequestLogError, match="no such file or folder"):
         requests.read(str(tmp_path / "nope"))
-
-
-def test_clean_traffic_raises_no_alert(training, tmp_path):
-    stats, schema = training
-    write_log(tmp_path / "requests-clean.tfrecord", eval_frame().sample(1000, random_state=1))
-    frame = requests.read(str(tmp_path))
-    result = drift.compare(stats, schema, drift.serving_statistics(frame))
-    assert len(result["features"]) == 14 and not result["not_compared"]
-    assert [f.feature for f in result["features"] if f.alert] == []
-    assert result["anomalies"] == {}
-
-
-def test_injected_drift_is_detected_on_the_shifted_features(training, tmp_path):
-    stats, schema = training
-    shifted = eval_frame().sample(1000, random_state=4).reset_index(drop=True)
-    shifted["age"] = shifted["age"] + 15
-    shifted.loc[shifted.sample(frac=0.3, random_state=5).index, "workclass"] = "Gig-economy"
-    write_log(tmp_path / "requests-drift.tfrecord", shifted)
-    result = drift.compare(stats, schema, drift.serving_statistics(requests.read(str(tmp_path))))
-    alerts = {f.feature: f for f in result["features"] if f.alert}
-    assert {"age", "workclass"} <= set(alerts)
-    assert alerts["age"].measure == "Jensen-Shannon divergence"
-    assert alerts["workclass"].measure == "L-infinity" and alerts["workclass"].score > 0.25
-    assert "Gig-economy" in result["anomalies"]["workclass"]
-
-
-def test_labels_that_arrive_later_give_the_served_models_quality(tmp_path):
-    cfg = config.preset("census")
-    rows = eval_frame().head(400)
-    labels = pd.read_csv(config.data_home() / "census" / "eval" / "adult.test.csv",
-                         nrows=400)[RAW.label].to_numpy()
-    # A model that is right on Female rows and inverted on Male rows.
-    scores = np.where(rows["sex"] == "Female", labels * 0.8 + 0.1, 0.9 - labels * 0.8)
-    write_log(tmp_path / "requests-x.tfrecord", rows, scores=scores)
-    frame = requests.read(str(tmp_path))
-    csv_path = tmp_path / "labels.csv"
-    pd.DataFrame({"request_id": frame["_request_id"][:300], "label": labels[:300]}).to_csv(
-        csv_path, index=False)
-    perf = monitor.performance(cfg, frame, monitor.read_labels(str(csv_path)))
-    assert perf["labelled"] == 300 and perf["unmatched_labels"] == 0
-    assert perf["by_group"]["Female"]["auc"] == 1.0 and perf["by_group"]["Male"]["auc"] == 0.0
-    assert 0.0 < perf["accuracy"] < 1.0
+    good = tmp_path / "requests-good.tfrecord"
+    write_log(good, eval_frame().head(100))
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "requests-cut.tfrecord").write_bytes(good.read_bytes()[:-7])
+    with pytest.raises(requests.RequestLogError,
+                       match="requests-cut.tfrecord: truncated or corrupted after record 1"):
+        requests.read(str(cut))
 
 
 @pytest.mark.parametrize("text,message", [
@@ -145,3 +104,174 @@ def test_nan_and_empty_inputs_are_missing_values(tmp_path):
     frame = requests.read(str(tmp_path))
     assert frame["x"].isna().tolist() == [False, True]
     assert frame["s"].isna().tolist() == [False, True]
+
+
+def test_logs_without_time_take_the_time_in_the_file_name(tmp_path):
+    write_log(tmp_path / "requests-20261130T140000Z-1.tfrecord", eval_frame().head(10))
+    frame = requests.read(str(tmp_path))
+    assert set(frame["_time"]) == {windows.parse_time("2026-11-30T14:00:00Z", "t")}
+
+
+def _timed(times) -> pd.DataFrame:
+    return pd.DataFrame({"_time": times, "_request_id": [f"r{i}" for i in range(len(times))]})
+
+
+def test_windows_by_time_align_in_utc_and_wait_until_closed():
+    t0 = windows.parse_time("2026-11-30T10:00:00Z", "t")
+    frame = _timed([t0 + 5, t0 + 1800, t0 + 3599, t0 + 3600, t0 + 7300])
+    cut = windows.split(frame, windows.parse("1h"), now=t0 + 7300)
+    assert [w.key for w in cut] == ["2026-11-30T10:00:00Z/1h", "2026-11-30T11:00:00Z/1h",
+                                    "2026-11-30T12:00:00Z/1h"]
+    assert [len(w.frame) for w in cut] == [3, 1, 1]
+    assert [w.closed for w in cut] == [True, True, False]  # 12:00-13:00 is still open
+    ranged = windows.split(frame, windows.parse("1h"), since=t0 + 1800, until=t0 + 3600,
+                           now=t0 + 7300)
+    assert [len(w.frame) for w in ranged] == [2]
+
+
+def test_windows_by_count_continue_after_the_last_scored_request():
+    frame = _timed(list(range(25)))
+    cut = windows.split(frame, windows.parse("10"))
+    assert [len(w.frame) for w in cut] == [10, 10, 5] and [w.closed for w in cut] == \
+        [True, True, False]
+    assert cut[0].key == "10 from r0" and cut[1].key == "10 from r10"
+    later = windows.split(frame, windows.parse("10"), after="r19")
+    assert [w.key for w in later] == ["10 from r20"]
+
+
+@pytest.mark.parametrize("text", ["", "0", "1w", "h", "-5", "1.5h"])
+def test_bad_window_sizes_are_clear_errors(text):
+    with pytest.raises(FairwayError, match="--window"):
+        windows.parse(text)
+
+
+# -- the calculator's decisions on census windows ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def census_calculator():
+    """A reference from the census CSVs, with a small scikit-learn model's scores (the
+    calculator needs scores and labels, not a TF model); the stream is eval rows outside the
+    pool."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    home = config.data_home() / "census"
+    train = pd.read_csv(home / "train" / "adult.data.csv", keep_default_na=False)
+    ev = pd.read_csv(home / "eval" / "adult.test.csv", keep_default_na=False)
+    features = [c for c in train.columns if c != RAW.label]
+    numeric = {f: train[f].dtype.kind in "if" for f in features}
+
+    def encode(df):
+        x = df[features].copy()
+        for f in features:
+            if not numeric[f]:
+                x[f] = pd.Categorical(x[f], categories=sorted(train[f].unique())).codes
+        return x.to_numpy(float)
+
+    model = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(
+        encode(train), train[RAW.label])
+    for df in (train, ev):
+        df["_prediction"] = model.predict_proba(encode(df))[:, 1]
+        df["_label"] = df[RAW.label].astype(float)
+    order = np.random.default_rng(0).permutation(len(ev))
+    pool, stream = ev.iloc[order[:8000]], ev.iloc[order[8000:]].reset_index(drop=True)
+    ref = Reference(train=train[features], pool=pool.reset_index(drop=True), numeric=numeric,
+                    train_scores=train["_prediction"].to_numpy(),
+                    train_labels=train["_label"].to_numpy(), sensitive=RAW.sensitive,
+                    groups=tuple(RAW.groups))
+    return Calculator(ref, k=3.0, bootstrap=40), stream, model, encode
+
+
+def _alerting(rows, kinds=None):
+    return {(r["kind"], r["name"]) for r in rows if r["alert"] and
+            (kinds is None or r["kind"] in kinds)}
+
+
+@pytest.mark.parametrize("size", [200, 5000])
+def test_clean_windows_raise_no_alert_and_injected_drift_is_detected(census_calculator, size):
+    calc, stream, model, encode = census_calculator
+    clean = stream.sample(size, random_state=size)
+    rows = calc.calculate(clean, "clean")
+    assert _alerting(rows) == set()
+    kinds = {r["kind"] for r in rows}
+    assert {"feature", "quality", "prediction", "label", "performance", "estimate",
+            "multivariate", "dataset"} <= kinds
+    assert {r["method"] for r in rows if r["name"] == "age"} == {
+        "ks", "wasserstein", "psi", "kl", "jensen_shannon", "missing_rate"}
+    assert {r["method"] for r in rows if r["kind"] == "feature" and r["name"] == "sex"} == {
+        "chi2", "jensen_shannon", "psi", "kl", "linf"}
+    shifted = clean.copy()
+    shifted["age"] = shifted["age"] + 12
+    shifted.loc[shifted.sample(frac=0.4, random_state=1).index, "occupation"] = None
+    shifted["_prediction"] = model.predict_proba(encode(shifted.fillna("")))[:, 1]
+    rows = calc.calculate(shifted, "shifted")
+    found = _alerting(rows)
+    assert {("feature", "age"), ("quality", "occupation"), ("multivariate",
+                                                            "domain_classifier")} <= found
+    domain = next(r for r in rows if r["kind"] == "multivariate")
+    assert domain["detail"][0]["feature"] in ("age", "occupation")
+
+
+def test_concept_drift_shows_in_realized_performance_not_in_input_drift(census_calculator):
+    calc, stream, _, _ = census_calculator
+    window = stream.sample(1000, random_state=3).copy()
+    # Labels flip for one group; the inputs (and so the scores) do not change.
+    flip = window["sex"] == "Male"
+    window.loc[flip, "_label"] = 1 - window.loc[flip, "_label"]
+    rows = calc.calculate(window, "concept")
+    found = _alerting(rows)
+    assert ("performance", "auc") in found
+    assert not _alerting(rows, {"feature", "quality", "prediction", "multivariate"})
+    est = next(r for r in rows if r["kind"] == "estimate" and r["name"] == "auc")
+    assert est["realized"] < est["lower"] <= est["value"] <= est["upper"]
+
+
+def test_the_label_free_estimate_is_close_to_realized_on_clean_windows(census_calculator):
+    calc, stream, _, _ = census_calculator
+    errors = []
+    for seed in range(5):
+        rows = calc.calculate(stream.sample(1000, random_state=seed), str(seed))
+        est = next(r for r in rows if r["kind"] == "estimate" and r["name"] == "auc")
+        errors.append(abs(est["value"] - est["realized"]))
+        assert est["lower"] <= est["realized"] <= est["upper"]
+    assert np.mean(errors) < 0.02
+
+
+def test_label_files_with_unknown_ids_are_clear_errors(tmp_path):
+    write_log(tmp_path / "requests-a.tfrecord", eval_frame().head(5))
+    frame = requests.read(str(tmp_path))
+    with pytest.raises(monitor.LabelError, match="2 of 3 request ids are in no request log, "
+                                                 "e.g. 'nope-1', 'nope-2'"):
+        monitor.join_labels(frame, {frame["_request_id"][0]: 1, "nope-1": 0, "nope-2": 1},
+                            "labels.csv")
+    joined = monitor.join_labels(frame, {frame["_request_id"][1]: 1}, "labels.csv")
+    assert joined["_label"].isna().tolist() == [True, False, True, True, True]
+
+
+def test_schema_anomalies_of_a_window_name_the_value():
+    import tensorflow_data_validation as tfdv
+
+    schema = tfdv.load_schema_text(str(config.REPO_ROOT / "schemas" / "census" /
+                                       "schema.pbtxt"))
+    window = eval_frame().head(300).copy()
+    assert anomalies.find(window, schema) == {}
+    window.loc[window.index[:30], "workclass"] = "Gig-economy"
+    assert "Gig-economy" in anomalies.find(window, schema)["workclass"]
+
+
+def test_the_history_appends_runs_and_survives_a_restart(tmp_path):
+    from ml_metadata.metadata_store import metadata_store
+
+    from pipeline import metadata
+
+    cfg = config.preset("census", output_dir=tmp_path)
+    metadata_store.MetadataStore(metadata.connection_config(cfg))  # an empty store
+    rows = [{"window": "w1", "kind": "feature", "alert": False}]
+    h = history.History(cfg, "census", tmp_path / "h")
+    h.record(rows, {"requests": "logs", "window": "1h", "k": 3.0})
+    h.record(rows + [{"window": "w2", "kind": "feature", "alert": True}],
+             {"requests": "logs", "window": "1h", "k": 3.0})
+    again = history.History(cfg, "census", tmp_path / "h")
+    assert [r["window"] for r in again.rows()] == ["w1", "w1", "w2"]
+    store = metadata.store(cfg)
+    runs = store.get_executions_by_type(history.EXECUTION)
+    assert len(runs) == 2 and runs[1].properties["alerts"].double_value == 1

@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
@@ -154,3 +155,55 @@ def test_config_file_with_logging_config_is_refused_like_tf_serving(tmp_path):
     with support.serve(tmp_path, "--model-config-file", str(config), ready=False) as server:
         assert server.proc.wait(120) == 2
     assert "No request-logger-creator provided." in server.output()
+
+
+def test_request_logs_carry_time_and_request_ids_and_rotate_by_time(tmp_path):
+    """Ids a client sends (REST header, gRPC metadata) or the server makes come back in the
+    answer and reach the monitor's rows with the arrival time; files rotate every second."""
+    import grpc
+    import numpy as np
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    from monitoring import requests as request_logs
+
+    base = tmp_path / "toy"
+    support.toy_model(base / "1")
+    logs = tmp_path / "logs"
+    started = int(time.time())
+    with support.serve(tmp_path, "--model-dir", str(base), "--model-name", "toy",
+                       "--request-log-dir", str(logs), "--log-sampling-rate", "1",
+                       "--log-rotate-seconds", "1") as server:
+        sent = {}
+        for i in range(4):
+            req = urllib.request.Request(
+                server.url + "/v1/models/toy:predict", method="POST",
+                data=json.dumps({"instances": [ROW]}).encode(),
+                headers={} if i == 3 else {"X-Request-Id": f"order-{i}"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                sent[r.headers["X-Request-Id"]] = "rest"
+            time.sleep(0.6)  # spreads the requests over at least two one-second files
+        bad = urllib.request.Request(server.url + "/v1/models/toy:predict", method="POST",
+                                     data=json.dumps({"instances": [ROW]}).encode(),
+                                     headers={"X-Request-Id": "no spaces allowed"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bad, timeout=30)
+        assert refused.value.code == 400 and "X-Request-Id" in refused.value.read().decode()
+        with grpc.insecure_channel(server.grpc_target) as channel:
+            req = predict_pb2.PredictRequest()
+            req.model_spec.name = "toy"
+            req.inputs["x"].CopyFrom(tf.make_tensor_proto([[1.0, 2.0]] * 2, tf.float32))
+            req.inputs["n"].CopyFrom(tf.make_tensor_proto([0, 1], tf.int64))
+            req.inputs["s"].CopyFrom(tf.make_tensor_proto([b"a", b"b"]))
+            _, call = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict \
+                .with_call(req, metadata=(("x-request-id", "batch-7"),), timeout=30)
+            assert dict(call.trailing_metadata())["x-request-id"] == "batch-7"
+        wait(lambda: len(records(logs, "requests")) >= 5)
+    ended = int(time.time())
+    assert len(list(logs.glob("requests-*.tfrecord"))) >= 2  # rotated
+    generated = next(k for k in sent if not k.startswith("order-"))
+    assert len(generated) == 32  # a new id when the client sends none
+    rows = request_logs.read(str(logs))
+    assert rows["_request_id"].tolist() == ["order-0", "order-1", "order-2", generated,
+                                            "batch-7:0", "batch-7:1"]
+    assert rows["_time"].between(started, ended).all()
+    assert np.all(np.diff(rows["_time"]) >= 0) and rows["_time"].iloc[3] > rows["_time"].iloc[0]
