@@ -42,15 +42,23 @@ class History:
             ctx = self.store.get_contexts_by_id([cid])[0]
         self.context = ctx
 
-    def rows(self) -> list[dict[str, Any]]:
-        """Every row scored so far, oldest run first (a missing file is an error)."""
+    def rows(self, log=print) -> list[dict[str, Any]]:
+        """Every row scored so far, oldest run first. An artifact whose file was deleted is
+        marked DELETED in MLMD (with a warning): its windows are scored again."""
         arts = sorted(self.store.get_artifacts_by_context(self.context.id),
                       key=lambda a: a.id)
         out = []
         for a in arts:
             if a.type_id != self.art_type or a.state != mlmd.Artifact.LIVE:
                 continue
-            out.extend(json.loads(pathlib.Path(a.uri).read_text()))
+            path = pathlib.Path(a.uri)
+            if not path.exists():
+                log(f"warning: monitor history file {path} is gone; its windows are scored "
+                    "again")
+                a.state = mlmd.Artifact.DELETED
+                self.store.put_artifacts([a])
+                continue
+            out.extend(json.loads(path.read_text()))
         return out
 
     def record(self, rows: list[dict[str, Any]], props: dict[str, Any]) -> int:

@@ -88,7 +88,7 @@ class References:
                 raise FairwayError(f"no run in {self.cfg.metadata_path} pushed version "
                                    f"{version}, which served these requests: monitor with the "
                                    "--config/--baseline of the pipeline that pushed it")
-            model_dir = self.cfg.serving_dir / str(version)
+            model_dir = self.cfg.model_base_dir / str(version)
             if not model_dir.is_dir():
                 raise FairwayError(f"{model_dir}: the pushed SavedModel of version {version} "
                                    "is gone; the monitor needs it to score the reference")
@@ -146,7 +146,7 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
         frame = join_labels(frame, read_labels(labels), labels)
     home = cfg.command_dir("monitor") / "history"
     history = History(cfg, cfg.model_name, home)
-    past = _latest(history.rows())
+    past = _latest(history.rows(log))
     done: dict[str, bool] = {}
     for r in past:
         done[r["window"]] = done.get(r["window"], False) or r["kind"] == "performance"
@@ -185,8 +185,7 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
             f"{len(alerts)} alert(s) ({time.perf_counter() - started:.1f}s)")
         new.extend(rows)
     refs.save()
-    if new:
-        history.record(new, {"requests": logs, "window": str(spec), "k": k})
+    history.record(new, {"requests": logs, "window": str(spec), "k": k})  # also a run with none
     everything = _latest(past + new)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"model": cfg.model_name, "requests": logs, "window": str(spec), "k": k,

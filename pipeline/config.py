@@ -209,6 +209,11 @@ class PipelineConfig:
         return self.output_dir / "serving"
 
     @property
+    def model_base_dir(self) -> pathlib.Path:
+        """The Pusher's base directory: one numbered folder per pushed version."""
+        return self.serving_dir / self.model_name
+
+    @property
     def input_dir(self) -> pathlib.Path:
         return self.output_dir / "input"
 

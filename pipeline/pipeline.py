@@ -109,7 +109,7 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
         infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=str(cfg.serving_dir / cfg.model_name))))
+                base_directory=str(cfg.model_base_dir))))
 
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,

@@ -12,25 +12,32 @@ from pipeline.config import PipelineConfig
 def run(args, cfg: PipelineConfig, retrain_config: Callable[[], PipelineConfig]) -> bool:
     """Monitor (the parsed `fairway monitor` arguments); True when an alert fired.
     `retrain_config` gives the config of the retraining run (--on-alert)."""
-    from monitoring import monitor
+    from runners.progress import Progress
 
     out = pathlib.Path(args.to) if args.to else cfg.command_dir("monitor")
-    report = monitor.run(cfg, args.requests, out, args.labels, window=args.window,
-                         since=args.since, until=args.until, k=args.k)
-    for w in report["waiting"]:
-        print(f"window {w['window']} is still open ({w['rows']} requests so far; scored when "
-              f"it closes: {w['closes']})")
-    for r in report["rows"]:
-        if r["kind"] == "performance" and r["name"] in ("auc", "accuracy"):
-            print(f"[{r['window']}] served model on {r['rows']} requests: realized "
-                  f"{r['name']} {r['value']:.4f}")
-    if not report["scored"]:
-        print("no new window to score")
-    else:
-        for line in monitor.alert_lines(report) or [
-                f"no alert in {len(report['scored'])} new window(s)"]:
-            print(line)
-    print(f"report: {out / 'monitor.html'}, {out / 'monitor.json'} and {out / 'metrics.prom'}")
+    # TensorFlow's start-up lines and warnings go to the monitor's log; the console keeps
+    # the monitor's own lines.
+    with Progress(cfg.log_path("monitor", ".log")) as progress:
+        from monitoring import monitor
+
+        say = progress.echo
+        report = monitor.run(cfg, args.requests, out, args.labels, window=args.window,
+                             since=args.since, until=args.until, k=args.k, log=say)
+        for w in report["waiting"]:
+            say(f"window {w['window']} is still open ({w['rows']} requests so far; scored "
+                f"when it closes: {w['closes']})")
+        for r in report["rows"]:
+            if r["kind"] == "performance" and r["name"] in ("auc", "accuracy"):
+                say(f"[{r['window']}] served model on {r['rows']} requests: realized "
+                    f"{r['name']} {r['value']:.4f}")
+        if not report["scored"]:
+            say("no new window to score")
+        else:
+            for line in monitor.alert_lines(report) or [
+                    f"no alert in {len(report['scored'])} new window(s)"]:
+                say(line)
+        say(f"report: {out / 'monitor.html'}, {out / 'monitor.json'} and "
+            f"{out / 'metrics.prom'}")
     if report["alerts"] and args.on_alert:
         retrain(retrain_config(), args.data)
     return bool(report["alerts"])

@@ -45,7 +45,7 @@ def model_sources(args, config: Callable[[], PipelineConfig]) -> list:
             ("specific", frozenset(labels.values())) if labels else ("latest", 1)
         return [manager.ModelSource(
             args.model_name or cfg.model_name,
-            str(args.model_dir or cfg.serving_dir / cfg.model_name), policy,
+            str(args.model_dir or cfg.model_base_dir), policy,
             tuple(sorted(labels.items())))]
     except ValueError as e:
         raise ConfigError(str(e)) from None

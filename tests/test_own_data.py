@@ -7,7 +7,6 @@ init -> run -> serve -> predict -> monitor in its own output folder.
 """
 import csv
 import json
-import math
 import random
 
 import numpy as np
@@ -206,14 +205,18 @@ def test_the_pushed_model_serves_rows_with_missing_values_alike_everywhere(own, 
     np.testing.assert_allclose(answers["rest"], by_raw, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(answers["grpc"], by_raw, rtol=1e-5, atol=1e-6)
 
+    # One window of all the logged requests (both protocols, then the odd ones).
     rc = cli.main(["monitor", "--config", str(cfg_path(cfg)), "--baseline",
-                   str(cfg.output_dir), "--requests", str(logs), "--to", str(tmp_path / "m")])
+                   str(cfg.output_dir), "--requests", str(logs), "--to", str(tmp_path / "m"),
+                   "--window", str(3 * len(rows))])
     report = json.loads((tmp_path / "m" / "monitor.json").read_text())
-    assert rc == cli.EXIT_ALERT and category in report["anomalies"]
-    assert "never-seen" in report["anomalies"][category]
-    compared = {f["feature"] for f in report["features"]}
-    assert compared == set(cfg.dataset.features) and not report["not_compared"]
-    assert not any(math.isnan(f["score"]) for f in report["features"])
+    assert rc == cli.EXIT_ALERT and len(report["scored"]) == 1
+    odd_rows = [r for r in report["alerts"] if r["kind"] == "anomaly"]
+    assert [r["name"] for r in odd_rows] == [category] and "never-seen" in odd_rows[0]["detail"]
+    drift_rows = [r for r in report["rows"] if r["kind"] == "feature" and r["primary"]]
+    assert {r["name"] for r in drift_rows} == set(cfg.dataset.features)
+    assert all(r["value"] is not None and r["threshold"] for r in drift_rows)
+    assert {r["kind"] for r in report["rows"]} >= {"prediction", "multivariate", "quality"}
 
 
 def cfg_path(cfg):
