@@ -150,9 +150,8 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
     done: dict[str, bool] = {}
     for r in past:
         done[r["window"]] = done.get(r["window"], False) or r["kind"] == "performance"
-    last = next((r.get("last_id") for r in reversed(past)
-                 if r.get("window_size") == str(spec)), None) if spec.rows else None
-    cut = windows.split(frame, spec, lo, hi, now, after=last)
+    anchors = {r["first_id"] for r in past if r.get("window_size") == str(spec)}
+    cut = windows.split(frame, spec, lo, hi, now, anchors)
     has_labels = {w.key: "_label" in w.frame and w.frame["_label"].notna().any() for w in cut}
     todo = [w for w in cut if w.closed and (w.key not in done or
                                             (has_labels[w.key] and not done[w.key]))]
@@ -179,7 +178,7 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
                          "alert": True, "primary": True, "detail": text})
         for r in rows:
             r.update(scored=scored_at, window_size=str(spec),
-                     last_id=str(w.frame["_request_id"].iloc[-1]), baseline_run=run_id)
+                     first_id=str(w.frame["_request_id"].iloc[0]), baseline_run=run_id)
         alerts = [r for r in rows if r["alert"]]
         log(f"window {i}/{len(todo)} {w.key}: {len(w.frame)} requests, "
             f"{len(alerts)} alert(s) ({time.perf_counter() - started:.1f}s)")

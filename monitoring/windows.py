@@ -65,10 +65,11 @@ def _duration(seconds: int) -> str:
 
 
 def split(frame: pd.DataFrame, spec: Spec, since: int | None = None, until: int | None = None,
-          now: float | None = None, after: str | None = None) -> list[Window]:
+          now: float | None = None, anchors: set[str] | None = None) -> list[Window]:
     """The windows of `frame` (rows in arrival order with `_time`), within [since, until).
-    Count windows start after the request id `after` (the last one already scored), so that
-    new traffic continues the count instead of shifting it."""
+    Count windows start at the first request whose id is in `anchors` (the first requests of
+    windows already scored): when old log files are deleted, the count stays where it was
+    instead of shifting every window."""
     now = time.time() if now is None else now
     if since is not None:
         frame = frame[frame["_time"] >= since]
@@ -83,10 +84,10 @@ def split(frame: pd.DataFrame, spec: Spec, since: int | None = None, until: int 
             out.append(Window(f"{iso(start)}/{spec}", start, end, part.reset_index(drop=True),
                               closed=end <= now or (until is not None and end <= until)))
         return out
-    if after is not None:
-        hits = (frame["_request_id"] == after).to_numpy().nonzero()[0]
+    if anchors:
+        hits = frame["_request_id"].isin(anchors).to_numpy().nonzero()[0]
         if len(hits):
-            frame = frame.iloc[hits[-1] + 1:]
+            frame = frame.iloc[hits[0]:]
     out = []
     for i in range(0, len(frame), spec.rows):
         part = frame.iloc[i:i + spec.rows].reset_index(drop=True)

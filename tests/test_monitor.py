@@ -129,14 +129,15 @@ def test_windows_by_time_align_in_utc_and_wait_until_closed():
     assert [len(w.frame) for w in ranged] == [2]
 
 
-def test_windows_by_count_continue_after_the_last_scored_request():
+def test_windows_by_count_keep_their_place_when_old_logs_are_gone():
     frame = _timed(list(range(25)))
     cut = windows.split(frame, windows.parse("10"))
     assert [len(w.frame) for w in cut] == [10, 10, 5] and [w.closed for w in cut] == \
         [True, True, False]
     assert cut[0].key == "10 from r0" and cut[1].key == "10 from r10"
-    later = windows.split(frame, windows.parse("10"), after="r19")
-    assert [w.key for w in later] == ["10 from r20"]
+    # r0-r6 deleted: without anchors every window would shift; with them they stay.
+    later = windows.split(frame.iloc[7:], windows.parse("10"), anchors={"r0", "r10"})
+    assert [w.key for w in later] == ["10 from r10", "10 from r20"]
 
 
 @pytest.mark.parametrize("text", ["", "0", "1w", "h", "-5", "1.5h"])
