@@ -168,8 +168,11 @@ def census_calculator():
                 x[f] = pd.Categorical(x[f], categories=sorted(train[f].unique())).codes
         return x.to_numpy(float)
 
-    model = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(
-        encode(train), train[RAW.label])
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):  # see monitoring/domain.py
+        model = HistGradientBoostingClassifier(max_iter=40, random_state=0).fit(
+            encode(train), train[RAW.label])
     for df in (train, ev):
         df["_prediction"] = model.predict_proba(encode(df))[:, 1]
         df["_label"] = df[RAW.label].astype(float)
