@@ -34,6 +34,10 @@ MIN_ROWS = 50  # a window smaller than this is reported, not scored
 _GRID = 50 * 2 ** (np.arange(0, 41) / 2)  # 50 .. 52M rows, a factor sqrt(2) apart
 _LOG_KINDS = {"feature", "prediction"}  # positive, skewed scores: k-sigma on the log scale
 _RATE_KINDS = {"quality", "label"}  # rates: k-sigma on the arcsine-square-root scale
+_PRIMARY = {"attribution": "mean_abs_change"}  # the deciding method of kinds with several
+_DIAGNOSTIC = {"attribution"}  # shown with a threshold, never an alert of their own
+ATTR = "_attr:"  # window columns: per-row attribution of a feature (logit units)
+LITTLE = 0.05  # a feature with less than this share of the attribution matters little
 
 
 def present(series: pd.Series) -> pd.Series:
@@ -93,6 +97,12 @@ class Calculator:
         self.categories = {f: list(c.categories[:-1]) for f, c in self.columns.items()
                            if not c.numeric}
         self.null: dict[int, dict[tuple, tuple[float, float]]] = {}  # grid size -> key -> (m, sd)
+        # Mean |attribution| per feature on the pool, when the model explains: the reference
+        # of attribution drift, and each feature's share of what the model looks at.
+        self.attr = {c[len(ATTR):]: float(ref.pool[c].abs().mean())
+                     for c in ref.pool.columns if c.startswith(ATTR)}
+        total = sum(self.attr.values()) or 1.0
+        self.share = {f: v / total for f, v in self.attr.items()}
 
     # -- raw measures (the same code scores a window and every bootstrap window) --------------
     def _method(self, numeric: bool, rows: int) -> str:
@@ -116,6 +126,12 @@ class Calculator:
             primary = self._method(True, n)
             for m, v in self.scores.score(p, None if all_methods else (primary,)).items():
                 out[("prediction", "score", m)] = v
+        for f, ref_mean in self.attr.items():
+            if ATTR + f in frame:
+                m = float(frame[ATTR + f].abs().mean())
+                out[("attribution", f, "mean_abs_change")] = abs(m - ref_mean)
+                if all_methods:
+                    out[("attribution", f, "mean_abs")] = m
         if "_label" in frame and frame["_label"].notna().any():
             lab = frame[frame["_label"].notna()]
             y = lab["_label"].to_numpy(float)
@@ -197,12 +213,19 @@ class Calculator:
                     for kind, name, _ in null if kind in ("feature", "prediction")}
         for (kind, name, method), value in self._raw(window, all_methods=True).items():
             threshold, direction = self._bound(kind, name, method, null, n)
-            primary = deciding.get((kind, name), method) == method and \
+            primary = deciding.get((kind, name), _PRIMARY.get(kind, method)) == method and \
                 not name.startswith(("fpr:", "fnr:"))
-            out.append({**base, "kind": kind, "name": name, "method": method,
-                        "value": _clean(value), "threshold": threshold, "direction": direction,
-                        "alert": bool(primary and _beyond(value, threshold, direction)),
-                        "primary": primary})
+            row = {**base, "kind": kind, "name": name, "method": method,
+                   "value": _clean(value), "threshold": threshold, "direction": direction,
+                   "alert": bool(primary and kind not in _DIAGNOSTIC and
+                                 _beyond(value, threshold, direction)),
+                   "primary": primary}
+            if kind in ("feature", "attribution") and name in self.share:
+                row["importance"] = round(self.share[name], 4)
+                if row["alert"] and self.share[name] < LITTLE:
+                    row["detail"] = (f"drifts, but carries {self.share[name]:.1%} of the "
+                                     "model's attribution: it matters little to the model")
+            out.append(row)
         drifting = [r for r in out if r["kind"] == "feature" and r["primary"]]
         share = sum(r["alert"] for r in drifting) / max(len(drifting), 1)
         out.append({**base, "kind": "dataset", "name": "drift_share", "method": "share",

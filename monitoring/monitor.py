@@ -77,6 +77,7 @@ class References:
     def __init__(self, cfg: PipelineConfig, folder: pathlib.Path, k: float, log):
         self.cfg, self.folder, self.k, self.log = cfg, folder, k, log
         self.fitted: dict[int, tuple[Calculator, Any, str]] = {}
+        self.scorers: dict[int, Any] = {}
         self.files: dict[int, pathlib.Path] = {}
 
     def get(self, version: int) -> tuple[Calculator, Any, str]:
@@ -105,6 +106,20 @@ class References:
             self.fitted[version] = (calc, schema, run_id)
             self.files[version] = cache
         return self.fitted[version]
+
+    def attributions(self, version: int, frame: pd.DataFrame, schema) -> pd.DataFrame:
+        """The window with the served model's attributions (`_attr:<feature>`), when the
+        model exports an explanation signature and the reference has them."""
+        from monitoring import reference
+
+        calc = self.fitted[version][0]
+        if not calc.attr:
+            return frame
+        if version not in self.scorers:
+            self.scorers[version] = reference.Scorer(str(self.cfg.model_base_dir /
+                                                         str(version)))
+        attr = self.scorers[version].attributions(reference.to_examples(frame, schema))
+        return frame if attr is None else pd.concat([frame.reset_index(drop=True), attr], axis=1)
 
     def save(self) -> None:
         """Keep the calibrated thresholds for the next run."""
@@ -169,8 +184,8 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
         calc, schema, run_id = refs.get(version)
         baseline_runs.add(run_id)
         started = time.perf_counter()
-        rows = calc.calculate(w.frame, w.key, str(version), windows.iso(w.start),
-                              windows.iso(w.end))
+        rows = calc.calculate(refs.attributions(version, w.frame, schema), w.key,
+                              str(version), windows.iso(w.start), windows.iso(w.end))
         base = {k_: rows[0][k_] for k_ in ("window", "start", "end", "rows", "version")}
         for feature, text in anomalies.find(w.frame, schema).items():
             rows.append({**base, "kind": "anomaly", "name": feature, "method": "schema",

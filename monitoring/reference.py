@@ -31,8 +31,36 @@ def frame(serialized: list[bytes], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(requests.example_rows(serialized)).reindex(columns=columns)
 
 
+def to_examples(frame: pd.DataFrame, schema: schema_pb2.Schema) -> list[bytes]:
+    """Rows as serialized tf.Examples typed by the schema; a missing cell (None, NaN, '') is
+    left out, as ExampleGen leaves it out."""
+    import tensorflow as tf
+
+    kinds = {f.name: f.type for f in schema.feature}
+    out = []
+    for row in frame.to_dict("records"):
+        feats = {}
+        for k, v in row.items():
+            if k not in kinds or v is None or v == "" or (isinstance(v, float) and v != v):
+                continue
+            if kinds[k] == schema_pb2.INT:
+                feats[k] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+            elif kinds[k] == schema_pb2.FLOAT:
+                feats[k] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(v)]))
+            else:
+                feats[k] = tf.train.Feature(bytes_list=tf.train.BytesList(
+                    value=[str(v).encode()]))
+        out.append(tf.train.Example(features=tf.train.Features(feature=feats))
+                   .SerializeToString())
+    return out
+
+
 class Scorer:
-    """The positive-class score of a pushed SavedModel on serialized tf.Examples."""
+    """The positive-class score of a pushed SavedModel on serialized tf.Examples, and its
+    per-feature attributions when it exports an explanation signature."""
+
+    EXPLAIN = "explain_from_examples"
+    PREFIX = "attribution_"
 
     def __init__(self, model_dir: str):
         import tensorflow as tf
@@ -40,14 +68,34 @@ class Scorer:
         from pipeline.metrics import score
 
         try:
-            self._sig = tf.saved_model.load(model_dir).signatures["from_examples"]
+            sigs = tf.saved_model.load(model_dir).signatures
+            self._sig = sigs["from_examples"]
         except (OSError, KeyError) as e:
             raise FairwayError(f"{model_dir}: not a Fairway SavedModel with a 'from_examples' "
                                f"signature ({e})") from None
+        self._explain = sigs[self.EXPLAIN] if self.EXPLAIN in sigs else None
         self._score = score
+
+    @property
+    def explains(self) -> bool:
+        return self._explain is not None
 
     def __call__(self, serialized: list[bytes]) -> np.ndarray:
         return self._score(self._sig, np.array(serialized, dtype=object))
+
+    def attributions(self, serialized: list[bytes], batch: int = 1024) -> pd.DataFrame | None:
+        """`_attr:<feature>` columns (contributions to the logit), or None for a model without
+        the explanation signature."""
+        import tensorflow as tf
+
+        if self._explain is None or not serialized:
+            return None
+        parts = []
+        for i in range(0, len(serialized), batch):
+            out = self._explain(examples=tf.constant(serialized[i:i + batch], tf.string))
+            parts.append(pd.DataFrame({f"_attr:{k[len(self.PREFIX):]}": v.numpy()
+                                       for k, v in out.items() if k.startswith(self.PREFIX)}))
+        return pd.concat(parts, ignore_index=True)
 
 
 def load(cfg: PipelineConfig, run: str | None, model_dir: str, log=print
@@ -67,6 +115,9 @@ def load(cfg: PipelineConfig, run: str | None, model_dir: str, log=print
     train, pool = frame(train_x, columns), frame(pool_x, columns)
     pool["_prediction"], pool["_label"] = score(pool_x), pool.pop(ds.label).astype(float)
     train_scores = score(train_x)
+    if score.explains:  # the pool's attributions: the reference of attribution drift
+        log("reference: attributions of the pool (the explanation signature) ...")
+        pool = pd.concat([pool, score.attributions(pool_x)], axis=1)
     ref = Reference(train=train[list(numeric)], pool=pool, numeric=numeric,
                     train_scores=train_scores,
                     train_labels=train[ds.label].to_numpy(float), sensitive=ds.sensitive,
