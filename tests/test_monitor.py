@@ -279,3 +279,27 @@ def test_the_history_appends_runs_and_survives_a_restart(tmp_path):
     store = metadata.store(cfg)
     runs = store.get_executions_by_type(history.EXECUTION)
     assert len(runs) == 2 and runs[1].properties["alerts"].double_value == 1
+
+
+def test_attribution_drift_is_shown_and_a_feature_that_matters_little_is_marked():
+    rng = np.random.default_rng(0)
+
+    def rows(n, shift=0.0, gain=1.0):
+        x1, x2 = rng.normal(size=n), rng.normal(size=n) + shift
+        return pd.DataFrame({"x1": x1, "x2": x2, "_prediction": 1 / (1 + np.exp(-x1)),
+                             "_attr:x1": gain * x1, "_attr:x2": 0.01 * x2})
+
+    pool = rows(4000)
+    pool["_label"] = (rng.random(4000) < pool["_prediction"]).astype(float)
+    ref = Reference(train=rows(4000)[["x1", "x2"]], pool=pool,
+                    numeric={"x1": True, "x2": True})
+    calc = Calculator(ref, bootstrap=40)
+    assert calc.share["x1"] > 0.95
+    out = calc.calculate(rows(1000, shift=2.0, gain=2.0), "w")
+    drift = {r["name"]: r for r in out if r["kind"] == "feature" and r["primary"]}
+    assert drift["x2"]["alert"] and "matters little" in drift["x2"]["detail"]
+    attr = {r["name"]: r for r in out if r["kind"] == "attribution" and r["primary"]}
+    assert attr["x1"]["value"] > attr["x1"]["threshold"]  # |attribution| doubled ...
+    assert not attr["x1"]["alert"]  # ... shown next to input drift, not an alert of its own
+    assert {r["method"] for r in out if r["kind"] == "attribution"} == {"mean_abs_change",
+                                                                       "mean_abs"}
