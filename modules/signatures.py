@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow.core.protobuf import saved_model_pb2
 
+from modules import explain as explain_lib
 from modules import features as F
 
 try:
@@ -24,6 +25,10 @@ except ImportError:
 
 RAW_SIGNATURE = "serving_default"
 EXAMPLES_SIGNATURE = "from_examples"
+# Attributions per raw feature (modules.explain): the same inputs as serving_default and
+# from_examples; outputs `probability`, `logit`, `baseline_logit`, `attribution_<feature>`.
+EXPLAIN_SIGNATURE = "explain"
+EXPLAIN_EXAMPLES_SIGNATURE = "explain_from_examples"
 OUTPUT_KEY = "probability"
 
 # Names fixed by TF Serving's classifier.cc / regressor.cc.
@@ -99,12 +104,26 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, f: F.Featur
     def probability_from_examples(serialized):
         return probability(model.tft_layer(tf.io.parse_example(serialized, raw_spec)))
 
-    @tf.function(input_signature=[{
+    raw_signature = [{
         k: tf.TensorSpec([None], raw_input_dtype(raw_spec[k], k in f.optional), name=k)
-        for k in f.raw}])
+        for k in f.raw}]
+
+    def parse_raw(raw):
+        return {k: raw_to_parsed(v, raw_spec[k], k in f.optional) for k, v in raw.items()}
+
+    @tf.function(input_signature=raw_signature)
     def serve_raw(raw):
-        features = {k: raw_to_parsed(v, raw_spec[k], k in f.optional) for k, v in raw.items()}
-        return {OUTPUT_KEY: probability(model.tft_layer(features))}
+        return {OUTPUT_KEY: probability(model.tft_layer(parse_raw(raw)))}
+
+    explainer = explain_lib.Explainer(model, f)
+
+    @tf.function(input_signature=raw_signature)
+    def explain_raw(raw):
+        return explainer.explain(model.tft_layer(parse_raw(raw)))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def explain_examples(serialized):
+        return explainer.explain(model.tft_layer(tf.io.parse_example(serialized, raw_spec)))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
@@ -125,5 +144,7 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, f: F.Featur
         EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
         CLASSIFY_SIGNATURE: classify.get_concrete_function(),
         REGRESS_SIGNATURE: regress.get_concrete_function(),
+        EXPLAIN_SIGNATURE: explain_raw.get_concrete_function(),
+        EXPLAIN_EXAMPLES_SIGNATURE: explain_examples.get_concrete_function(),
     })
     set_method_names(export_dir)

@@ -162,7 +162,13 @@ def parser() -> argparse.ArgumentParser:
     target = predict.add_mutually_exclusive_group()
     target.add_argument("--version", type=_positive, help="ask one version")
     target.add_argument("--label", help="ask the version behind a label, e.g. canary")
-    predict.add_argument("--signature", default="serving_default")
+    predict.add_argument("--signature", default=None,
+                         help="serving_default, or explain with --explain")
+    predict.add_argument("--explain", action="store_true",
+                         help="ask the model's explain signature: print the features that "
+                              "moved each row's logit most from the training baseline")
+    predict.add_argument("--top", type=_positive, default=5, metavar="N",
+                         help="features per row with --explain (5)")
     predict.add_argument("--batch-size", type=_positive, default=64,
                          help="rows per request (default 64)")
 
@@ -335,7 +341,16 @@ def cmd_predict(args) -> int:
                               args.label)
         try:
             for start in range(0, len(rows), args.batch_size):
-                result = c.predict(rows[start:start + args.batch_size], args.signature)
+                batch = rows[start:start + args.batch_size]
+                if args.explain:
+                    explained = c.explain(batch, args.signature or client_lib.EXPLAIN_SIGNATURE)
+                    for i, row in enumerate(explained.rows):
+                        top = list(row.pop("attributions").items())[:args.top]
+                        print(json.dumps({"row": start + i + 1, "version": explained.version,
+                                          **row, "top": [{"feature": k, "attribution": v}
+                                                         for k, v in top]}))
+                    continue
+                result = c.predict(batch, args.signature or "serving_default")
                 for i, values in enumerate(zip(*result.outputs.values())):
                     print(json.dumps({"row": start + i + 1, "version": result.version,
                                       **dict(zip(result.outputs, values))}))

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 import numpy as np
 
 REST_PORT, GRPC_PORT = 8501, 8500
+EXPLAIN_SIGNATURE = "explain"  # a Fairway model's attributions (modules.explain)
+ATTRIBUTION_PREFIX = "attribution_"
 
 
 class ClientError(Exception):
@@ -26,6 +28,12 @@ class ClientError(Exception):
 class Result:
     outputs: dict[str, list]  # output alias -> one value per row
     version: int | None  # the version that answered
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    rows: list[dict]  # probability, logit, baseline_logit, attributions (largest |value| first)
+    version: int | None
 
 
 def read_rows(path: str | pathlib.Path) -> list[dict[str, Any]]:
@@ -207,6 +215,24 @@ class Client:
         resp = self._grpc_call(self._stub.Predict, req)
         return self._result({k: tf.make_ndarray(v).tolist() for k, v in resp.outputs.items()},
                             signature, resp.model_spec.version.value)
+
+    def explain(self, rows: Sequence[dict], signature: str = EXPLAIN_SIGNATURE) -> Explanation:
+        """Attributions per row through Predict with signature_name `explain`, which real TF
+        Serving serves too (fairway serve's `:explain` verb answers the same values)."""
+        result = self.predict(rows, signature)
+        names = [k for k in result.outputs if k.startswith(ATTRIBUTION_PREFIX)]
+        if "probability" not in result.outputs or not names:
+            raise ClientError(f"signature {signature!r} of model {self.model!r} gives no "
+                              "attributions (was the model pushed before explanations?)")
+        out = []
+        for i in range(len(rows)):
+            attributions = {k[len(ATTRIBUTION_PREFIX):]: result.outputs[k][i] for k in names}
+            out.append({**{k: result.outputs[k][i] for k in ("probability", "logit",
+                                                             "baseline_logit")
+                           if k in result.outputs},
+                        "attributions": dict(sorted(attributions.items(),
+                                                    key=lambda kv: -abs(kv[1])))})
+        return Explanation(out, result.version)
 
     def _result(self, outputs: dict[str, list], signature: str, version) -> Result:
         """float32 outputs in their shortest form, so REST and gRPC print the same values."""

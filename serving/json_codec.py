@@ -216,6 +216,33 @@ def predict_response(outputs: Mapping[str, np.ndarray], row_format: bool) -> dic
     return {"predictions": [dict(zip(cols, vals)) for vals in zip(*cols.values())]}
 
 
+EXPLAIN_SIGNATURE = "explain"  # modules.signatures.EXPLAIN_SIGNATURE: serving reads no modules
+ATTRIBUTION_PREFIX = "attribution_"  # modules.explain.ATTRIBUTION_PREFIX
+_EXPLAIN_OUTPUTS = ("probability", "logit", "baseline_logit")
+
+
+def check_explain_signature(sig: Signature) -> None:
+    """:explain needs a signature with a score and attributions (a model exported by Fairway)."""
+    missing = [k for k in _EXPLAIN_OUTPUTS if k not in sig.outputs]
+    if missing or not any(k.startswith(ATTRIBUTION_PREFIX) for k in sig.outputs):
+        raise invalid(f"signature '{sig.name}' cannot explain: :explain needs the outputs "
+                      f"{list(_EXPLAIN_OUTPUTS)} and '{ATTRIBUTION_PREFIX}<feature>' ones; it has "
+                      f"{sorted(sig.outputs)} (models pushed before explanations have no "
+                      f"'{EXPLAIN_SIGNATURE}' signature)")
+
+
+def explain_response(outputs: Mapping[str, np.ndarray]) -> dict:
+    """One object per row: the score, the logit, the baseline's logit and the attribution of
+    every raw feature (contributions to the logit; they add up to logit - baseline_logit)."""
+    n = len(outputs["probability"])
+    cols = {k: _jsonable(v, k) for k, v in outputs.items()}
+    names = sorted(k for k in outputs if k.startswith(ATTRIBUTION_PREFIX))
+    return {"explanations": [
+        {**{k: cols[k][i] for k in _EXPLAIN_OUTPUTS},
+         "attributions": {k[len(ATTRIBUTION_PREFIX):]: cols[k][i] for k in names}}
+        for i in range(n)]}
+
+
 def _feature(value: Any, key: str) -> tf.train.Feature:
     values = value if isinstance(value, list) else [value]
     kinds = set()

@@ -20,7 +20,7 @@ from serving.telemetry import PROMETHEUS_PATH
 
 _MODEL = re.compile(
     r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
-    r"(?P<tail>/metadata|:(?P<verb>predict|classify|regress))?", re.IGNORECASE)
+    r"(?P<tail>/metadata|:(?P<verb>predict|classify|regress|explain))?", re.IGNORECASE)
 JSON = "application/json"
 VERSION_HEADER = "X-Model-Version"  # which version answered (canary/stable routing)
 INLINE_BYTES = 64 << 10  # bodies up to this size are answered on the event loop
@@ -130,6 +130,16 @@ class RestApi:
                 inputs, rows = json_codec.predict_inputs(doc, sig)
                 outputs = servable.run(sig, inputs)
                 return (json_codec.predict_response(outputs, rows),
+                        predict_log(inputs, outputs, sig.name))
+        elif verb == "explain":
+            # KServe's verb over the model's own `explain` signature (a Predict signature, so
+            # real TF Serving serves it through :predict); logged as a Predict of it.
+            def fn(servable):
+                sig = servable.signature(sig_name or json_codec.EXPLAIN_SIGNATURE)
+                json_codec.check_explain_signature(sig)
+                inputs, _ = json_codec.predict_inputs(doc, sig)
+                outputs = servable.run(sig, inputs)
+                return (json_codec.explain_response(outputs),
                         predict_log(inputs, outputs, sig.name))
         elif verb == "classify":
             serialized = json_codec.examples(doc)
