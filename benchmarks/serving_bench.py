@@ -8,6 +8,10 @@ The server runs as its own process on 127.0.0.1 (as in production, it shares the
 the client). Request bodies/protos are built once, so the numbers are server + transport. In-process, REST
 and gRPC calls are interleaved so they see the same machine load.
 Results: outputs/<dataset>/bench/serving.{json,md}.
+
+`--explain` measures instead what explanations cost: the model's `explain` signature against
+`serving_default`, in-process, over REST (`:explain` vs `:predict`) and gRPC (Predict with
+signature_name explain), at batch 1 and 64: outputs/<dataset>/bench/serving-explain.{json,md}.
 """
 from __future__ import annotations
 
@@ -79,6 +83,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model-dir", help="base path of versions (default: the pushed model)")
     ap.add_argument("--calls", type=int, default=2000, help="timed calls at batch 1")
     ap.add_argument("--seconds", type=float, default=10.0, help="per throughput run")
+    ap.add_argument("--explain", action="store_true",
+                    help="latency of :explain against :predict instead")
+    ap.add_argument("--eval-csv", help="rows to send (default: the dataset's eval CSV)")
     args = ap.parse_args(argv)
 
     cfg = config.preset(args.dataset)
@@ -88,12 +95,15 @@ def main(argv=None) -> int:
         sys.exit(f"{base}: no pushed model; run `make run` first")
     servable = Servable(cfg.model_name, int(versions[-1].name), str(versions[-1]))
     sig = servable.signature("serving_default")
-    eval_csv = next((config.data_home() / args.dataset / "eval").glob("*.csv"))
+    eval_csv = pathlib.Path(args.eval_csv) if args.eval_csv else next(
+        (config.data_home() / args.dataset / "eval").glob("*.csv"))
     with eval_csv.open() as f:
         raw = [r for _, r in zip(range(64), csv.DictReader(f))]
     rows = client_lib.coerce(raw, {k: "DT_STRING" if v.dtype == tf.string else "DT_INT64"
                                    if v.dtype.is_integer else "DT_FLOAT"
                                    for k, v in sig.inputs.items()})
+    if args.explain:
+        return explain_bench(args, cfg, base, servable, rows)
     result = {"model": str(versions[-1]), "python": platform.python_version(),
               "cpus": os.cpu_count(), "in_process": {}, "rest": {}, "grpc": {}}
     calls = {1: args.calls, 64: max(200, args.calls // 4)}
@@ -178,6 +188,62 @@ def main(argv=None) -> int:
     (out / "serving.md").write_text(markdown(result))
     print(markdown(result))
     print(f"written: {out / 'serving.json'}, {out / 'serving.md'}")
+    return 0
+
+
+def explain_bench(args, cfg, base: pathlib.Path, servable: Servable, rows: list[dict]) -> int:
+    """p50/p99 of predict vs explain: in-process, REST, gRPC; interleaved at each batch."""
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    if "explain" not in servable.signatures:
+        sys.exit(f"{servable.path}: no 'explain' signature (pushed before explanations)")
+    name = servable.name
+    result = {"model": servable.path, "cpus": os.cpu_count(), "batches": {}}
+    with serve(pathlib.Path("/tmp"), "--model-dir", str(base), "--model-name", name) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.rest_port)
+        channel = grpc.insecure_channel(server.grpc_target)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for batch in (1, 64):
+            print(f"predict vs explain, batch {batch} ...", flush=True)
+            calls = {}
+            for verb, sig_name in (("predict", "serving_default"), ("explain", "explain")):
+                sig = servable.signature(sig_name)
+                tensors = {k: tf.constant([r[k] for r in rows[:batch]], v.dtype)
+                           for k, v in sig.inputs.items()}
+                body = json.dumps({"instances": rows[:batch]}).encode()
+                req = predict_pb2.PredictRequest()
+                req.model_spec.name, req.model_spec.signature_name = name, sig_name
+                for k, v in sig.inputs.items():
+                    vals = [r[k] for r in rows[:batch]]
+                    req.inputs[k].CopyFrom(tf.make_tensor_proto(
+                        np.array(vals, dtype=object) if v.dtype == tf.string else vals, v.dtype))
+
+                def rest(path=f"/v1/models/{name}:{verb}", body=body):
+                    conn.request("POST", path, body, {"Content-Type": "application/json"})
+                    r = conn.getresponse()
+                    r.read()
+                    assert r.status == 200
+                calls[f"in_process_{verb}"] = lambda fn=sig.fn, t=tensors: fn(**t)
+                calls[f"rest_{verb}"] = rest
+                calls[f"grpc_{verb}"] = lambda req=req: stub.Predict(req, timeout=60)
+            n = args.calls if batch == 1 else max(50, args.calls // 8)
+            result["batches"][batch] = {k: percentiles(v) for k, v in
+                                        timed(calls, n, warm=10).items()}
+        channel.close()
+    out = cfg.command_dir("bench")
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["| path | batch | predict p50 ms | predict p99 ms | explain p50 ms | "
+             "explain p99 ms | explain/predict p50 |", "|---|---|---|---|---|---|---|"]
+    for batch, r in result["batches"].items():
+        for path in ("in_process", "rest", "grpc"):
+            p, x = r[f"{path}_predict"], r[f"{path}_explain"]
+            lines.append(f"| {path} | {batch} | {p['p50_ms']} | {p['p99_ms']} | {x['p50_ms']} | "
+                         f"{x['p99_ms']} | {x['p50_ms'] / p['p50_ms']:.1f}x |")
+    text = "\n".join(lines) + "\n"
+    (out / "serving-explain.json").write_text(json.dumps(result, indent=2))
+    (out / "serving-explain.md").write_text(text)
+    print(text)
+    print(f"written: {out / 'serving-explain.json'}, {out / 'serving-explain.md'}")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Sections: lineage (MLMD), data (TFDV statistics train vs eval), schema, anomalies, evaluation
 (per-slice metrics, fairness by group), error analysis (eval examples sorted by loss, error per
-group). TFDV's own Facets HTML loads its code from the internet through HTML imports, which
+group), global feature importance (mean |attribution| overall and per group). TFDV's own Facets HTML loads its code from the internet through HTML imports, which
 current Chromium no longer supports, so the statistics are rendered here from the same protos.
 """
 from __future__ import annotations
@@ -135,6 +135,44 @@ def _errors(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str, top: i
     return worst, table
 
 
+def _importance(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str):
+    from pipeline import explanations
+
+    data = EvalData(metadata.node_artifact(summary, "CsvExampleGen", "Examples"), cfg)
+    pairs = [tuple(cfg.dataset.groups)] if len(cfg.dataset.groups or ()) == 2 else []
+    return explanations.eval_importance(model_dir, data.serialized, data.groups, pairs)
+
+
+def importance_section(imp: dict[str, Any] | None, sensitive: str | None,
+                       why_not: str = "") -> str:
+    """Mean |attribution| per feature, overall and per group, and the features whose
+    importance differs most between groups."""
+    if imp is None:
+        return f"<p id='importance-none'>no explanations: {e(why_not)}</p>"
+    groups = list(imp["groups"])
+    top = max(imp["overall"].values(), default=0.0) or 1.0
+    rows = []
+    gap = {d["feature"]: d for d in imp["differs_most"]}
+    for k, v in imp["overall"].items():
+        bar = (f"<svg width='120' height='10' role='img'><rect width='{120 * v / top:.1f}' "
+               f"height='10' fill='{COLORS['train']}'><title>{e(k)}: {v:.4f}</title></rect>"
+               "</svg>")
+        rows.append(f"<tr><td>{e(k)}</td><td>{v:.4f}</td><td>{bar}</td>"
+                    + "".join(f"<td>{imp['groups'][g][k]:.4f}</td>" for g in groups)
+                    + (f"<td>{gap[k]['gap']:.4f}</td>" if groups else "") + "</tr>")
+    head = ("<tr><th>feature</th><th>overall</th><th></th>"
+            + "".join(f"<th>{e(f'{sensitive}={g}')}</th>" for g in groups)
+            + ("<th>largest gap</th>" if groups else "") + "</tr>")
+    leads = ", ".join(f"{d['feature']} ({d['gap']:.3f} higher for {d['high']} than {d['low']})"
+                      for d in imp["differs_most"][:3])
+    return (f"<p>Mean |attribution| (logit units, integrated gradients from the training "
+            f"baseline) on {imp['rows']} eval rows.</p>"
+            f"<table id='importance-table'>{head}{''.join(rows)}</table>"
+            + (f"<p id='importance-gaps'>Importance differs most between groups for: "
+               f"{e(leads)}. A lead for fairness work: the model leans on these features "
+               f"differently for each group.</p>" if leads else ""))
+
+
 def _model_dir(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
     if summary.get("pushed_to"):
         return summary["pushed_to"]
@@ -187,6 +225,11 @@ def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
         errors = {"unavailable": {"rows": 0, "mean_loss": float("nan"),
                                   "error_rate": float("nan")}}
         model_dir = f"no model to analyse: {err}"
+    imp, why_not = None, ""
+    try:
+        imp = _importance(cfg, summary, model_dir)
+    except (LookupError, OSError) as err:
+        why_not = str(err)
     status = (f"<span class='ok'>blessed</span>" if summary["blessed"]
               else "<span class='bad'>not blessed</span>")
     pushed = (f"pushed version {summary['pushed_version']}" if summary["pushed"]
@@ -200,7 +243,8 @@ def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
          for x in summary.get('blessing_failures', []))}</p>
 <nav><a href="#lineage">Lineage</a><a href="#data">Data</a><a href="#schema">Schema</a>
 <a href="#anomalies">Anomalies</a><a href="#evaluation">Evaluation</a>
-<a href="#errors">Error analysis</a><a href="index.html">All runs</a></nav>
+<a href="#errors">Error analysis</a><a href="#importance">Feature importance</a>
+<a href="index.html">All runs</a></nav>
 <h2 id="lineage">Lineage (ML Metadata)</h2>
 {_table(["node", "state", "seconds", "artifacts"], lineage, "lineage-table")}
 <h2 id="data">Data: statistics, train vs eval</h2>
@@ -231,6 +275,8 @@ def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
 {_table(["loss", "label", "prediction", "features"],
         [[w["loss"], w["label"], w["prediction"], json.dumps(w["features"], ensure_ascii=False)]
          for w in worst], "worst-table")}
+<h2 id="importance">Feature importance (explanations)</h2>
+{importance_section(imp, cfg.dataset.sensitive, why_not)}
 </body></html>
 """
 
