@@ -16,6 +16,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from pipeline.errors import FairwayError
 
 PATTERN = "requests-*.tfrecord"
+SCORE_KEY = "probability"  # the score among several outputs
 _STAMP = re.compile(r"(\d{8}T\d{6}Z)")  # the UTC time `fairway serve` names a log file by
 
 
@@ -78,13 +79,16 @@ def _predict_rows(req) -> list[dict]:
 
 
 def _predictions(log, kind: str, n: int) -> list[float | None]:
-    """The model's score per example (single-output predict, positive-class score of classify,
-    regress value), or None where the log holds no usable answer."""
+    """The model's score per example (single-output predict or its `probability` output,
+    positive-class score of classify, regress value), or None where the log holds no usable
+    answer."""
     try:
         if kind == "predict_log":
             outputs = log.predict_log.response.outputs
-            if len(outputs) == 1:
-                values = tf.make_ndarray(next(iter(outputs.values())))
+            # One output, or the score of a multi-output answer (the explain signature).
+            key = next(iter(outputs)) if len(outputs) == 1 else SCORE_KEY
+            if key in outputs:
+                values = tf.make_ndarray(outputs[key])
                 if values.shape == (n,) and values.dtype.kind == "f":
                     return values.astype(float).tolist()
         elif kind == "classify_log":

@@ -303,3 +303,13 @@ def test_attribution_drift_is_shown_and_a_feature_that_matters_little_is_marked(
     assert not attr["x1"]["alert"]  # ... shown next to input drift, not an alert of its own
     assert {r["method"] for r in out if r["kind"] == "attribution"} == {"mean_abs_change",
                                                                        "mean_abs"}
+
+
+def test_explain_logs_give_their_probability_as_the_score(tmp_path):
+    log = rest.predict_log({"x": np.array([1.5, 2.0])},
+                           {"probability": np.array([0.25, 0.75], np.float32),
+                            "logit": np.zeros(2, np.float32),
+                            "attribution_x": np.ones(2, np.float32)}, "explain")()
+    with tf.io.TFRecordWriter(str(tmp_path / "requests-e.tfrecord")) as w:
+        w.write(log.SerializeToString())
+    assert requests.read(str(tmp_path))["_prediction"].tolist() == [0.25, 0.75]
