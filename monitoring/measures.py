@@ -77,7 +77,8 @@ class Column:
         out = {}
         for m in methods:
             if m == "ks":
-                out[m] = float(stats.ks_2samp(self.sorted, values).statistic)
+                # Only the statistic is used: the asymptotic p-value skips the exact one's cost.
+                out[m] = float(stats.ks_2samp(self.sorted, values, method="asymp").statistic)
             elif m == "wasserstein":  # in reference standard deviations, as Evidently's
                 out[m] = float(stats.wasserstein_distance(self.sorted, values)) / self.scale
             elif m == "psi":
