@@ -13,7 +13,7 @@ WORKER_LOCK := requirements/worker-lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run compare lint test test-fast bench bench-serving bench-runners lock env chromium clean print-python
+.PHONY: run compare lint test test-fast bench bench-serving bench-runners bench-monitor lock env chromium clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -66,6 +66,11 @@ bench-runners: env
 # REST/gRPC latency and throughput of `fairway serve` vs the in-process call (needs `make run`).
 bench-serving: env
 	$(PY) -m benchmarks.serving_bench $(ARGS)
+
+# Drift/performance monitoring vs Evidently and NannyML (own venv) on the same windows of a
+# reference pipeline run (~40 min on 2 cores; ARGS="--quick" for a smoke run).
+bench-monitor: env
+	$(PY) -m benchmarks.monitor_bench $(ARGS)
 
 # Regenerate the pinned, hashed locks (no index URLs are written): $(LOCK) is everything (the
 # base set, the driver CLI's and the tests' extras) for .venv; $(WORKER_LOCK) is the base set at

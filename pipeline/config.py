@@ -174,6 +174,48 @@ def _drift_injection(raw: Mapping[str, Any], dataset: DatasetSpec, src: str) -> 
 
 
 @dataclasses.dataclass(frozen=True)
+class CardConfig:
+    """What `fairway card` says a pushed model is for; the `[card]` table, every field optional
+    (the defaults are derived from the dataset: label, sensitive feature and groups)."""
+
+    intended_use: str = ""
+    users: tuple[str, ...] = ()
+    limitations: tuple[str, ...] = ()  # known limits, stated in every card
+    owners: tuple[str, ...] = ()  # names or contacts of whoever answers for the model
+
+
+def _default_intended_use(ds: DatasetSpec) -> str:
+    mapped = {v: k for k, v in ds.label_map}
+    positive = f" ({ds.label} = {mapped[1]!r})" if 1 in mapped else ""
+    text = (f"Scores the probability that '{ds.label}' is the positive class{positive} for "
+            f"rows like the '{ds.name}' training data ({len(ds.features)} features: "
+            f"{', '.join(ds.features)}); a decision is the score compared with "
+            f"evaluation.decision_threshold.")
+    if ds.groups:
+        text += (f" Fairness is measured and gated between the {ds.sensitive} groups "
+                 f"'{ds.groups[0]}' (protected) and '{ds.groups[1]}' (reference).")
+    return text
+
+
+def _card(raw: Mapping[str, Any], dataset: DatasetSpec, src: str) -> CardConfig:
+    lists = ("users", "limitations", "owners")
+    for key in raw:
+        if key not in ("intended_use", *lists):
+            _fail(src, f"card.{key}", f"one of {sorted(('intended_use', *lists))}", key)
+    use = raw.get("intended_use", "")
+    if not isinstance(use, str):
+        _fail(src, "card.intended_use", "a text", use)
+    values = {}
+    for key in lists:
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip()
+                                                  for v in value):
+            _fail(src, f"card.{key}", "a list of non-empty texts", value)
+        values[key] = tuple(v.strip() for v in value)
+    return CardConfig(intended_use=use.strip() or _default_intended_use(dataset), **values)
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     dataset: DatasetSpec
     output_dir: pathlib.Path
@@ -183,6 +225,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     compare: CompareConfig = CompareConfig()
     inject_drift: DriftInjection = DriftInjection()
+    card: CardConfig = CardConfig()
     sample: int | None = None  # rows per split; None runs the full data
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
@@ -436,7 +479,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     for table, values in (overrides or {}).items():
         raw.setdefault(table, {}).update(values)
     known = {"dataset", "training", "mindiff", "distillation", "evaluation", "compare",
-             "inject_drift", "pipeline"}
+             "inject_drift", "pipeline", "card"}
     for key in raw:
         if key not in known:
             _fail(src, key, f"one of the tables {sorted(known)}", key)
@@ -457,6 +500,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     distillation = _section(raw.get("distillation", {}), DistillationConfig, "distillation", src)
     compare = _section(raw.get("compare", {}), CompareConfig, "compare", src)
     inject_drift = _drift_injection(raw.get("inject_drift", {}), dataset, src)
+    card = _card(raw.get("card", {}), dataset, src)
     if (mindiff.weight > 0 or distillation.mindiff_weight > 0) and not dataset.groups:
         _fail(src, "dataset.groups", "two values of the sensitive feature (MinDiff is on)", [])
     pipe = raw.get("pipeline", {})
@@ -482,7 +526,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     return PipelineConfig(
         dataset=dataset, output_dir=pathlib.Path(out).resolve(), training=training,
         mindiff=mindiff, distillation=distillation, evaluation=evaluation, compare=compare,
-        inject_drift=inject_drift, sample=sample,
+        inject_drift=inject_drift, card=card, sample=sample,
         beam_args=tuple(beam_args),
         enable_cache=enable_cache, mysql=mysql)
 

@@ -48,6 +48,41 @@ def latest_run(s: metadata_store.MetadataStore, pipeline_name: str):
     return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)) if runs else None
 
 
+def pushed_versions(cfg: PipelineConfig) -> dict[str, str]:
+    """Every version a Pusher pushed -> the name of the pipeline_run context that pushed it."""
+    s = store(cfg)
+    run_type = s.get_context_type("pipeline_run")
+    out = {}
+    for a in s.get_artifacts_by_type("PushedModel"):
+        if not _prop(a, "pushed") or _prop(a, "pushed_version") is None:
+            continue
+        for ev in s.get_events_by_artifact_ids([a.id]):
+            for c in s.get_contexts_by_execution(ev.execution_id):
+                if run_type is not None and c.type_id == run_type.id:
+                    out.setdefault(str(_prop(a, "pushed_version")), c.name)
+    return out
+
+
+def node_executions(s: metadata_store.MetadataStore, run_name: str) -> dict[str, Any]:
+    """Node id -> its execution (the last one) in the named pipeline_run context."""
+    run = s.get_context_by_type_and_name("pipeline_run", run_name)
+    if run is None:
+        raise LookupError(f"no run {run_name} in the metadata store")
+    node_type = s.get_context_type("node").id
+    out = {}
+    for e in sorted(s.get_executions_by_context(run.id),
+                    key=lambda e: (e.create_time_since_epoch, e.id)):
+        for c in s.get_contexts_by_execution(e.id):
+            if c.type_id == node_type:
+                out[c.name.split(".", 1)[-1]] = e
+    return out
+
+
+def execution_property(execution, name: str) -> Any:
+    """A property of an execution (e.g. a Trainer's custom_config, as the run recorded it)."""
+    return _prop(execution, name)
+
+
 def pushing_run(cfg: PipelineConfig, version: int) -> str | None:
     """Name of the pipeline_run context whose Pusher pushed `version`, or None."""
     s = store(cfg)

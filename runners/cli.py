@@ -205,6 +205,15 @@ def parser() -> argparse.ArgumentParser:
                               "AUC, accuracy, label drift and per-group rates, and re-scores "
                               "windows scored before their labels came")
 
+    card = _writer(sub, "card", "a model card (self-contained HTML + JSON) of a pushed version "
+                                "from ML Metadata and TFMA: intended use, data, evaluation, "
+                                "fairness, MinDiff and distillation, lineage, blessing, "
+                                "limitations")
+    card.add_argument("version", nargs="?", metavar="VERSION",
+                      help="a pushed version (default: the newest)")
+    next(a for a in card._actions if a.dest == "to").help = \
+        "where to write <VERSION>.html and .json (default: <output>/cards)"
+
     _writer(sub, "report", "a self-contained HTML report of the latest run (lineage, TFDV "
                            "statistics train vs eval, schema, anomalies, evaluation, error "
                            "analysis) plus an index of all reports")
@@ -292,6 +301,19 @@ def cmd_run(args) -> int:
     from runners import report
 
     print(report.status(cfg))
+    from runners import card_cmd
+
+    if line := card_cmd.after_run(cfg):
+        print(line)
+    return 0
+
+
+def cmd_card(args) -> int:
+    from runners import card_cmd
+
+    cfg = _config(args)
+    for path in card_cmd.run(cfg, args.version, args.to):
+        print(path)
     return 0
 
 
@@ -443,7 +465,7 @@ def main(argv=None) -> int:
         commands = {"run": cmd_run, "compile": cmd_compile, "compare": cmd_compare, "deploy": cmd_deploy,
                     "serve": cmd_serve, "predict": cmd_predict,
                     "monitor": cmd_monitor, "report": cmd_report, "status": cmd_status, "data": cmd_data,
-                    "init": cmd_init}
+                    "init": cmd_init, "card": cmd_card}
         return commands[args.command](args)
     except config_lib.ConfigError as e:
         print(f"fairway: config error: {e}", file=sys.stderr)

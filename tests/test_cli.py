@@ -115,3 +115,15 @@ def test_serve_sources_default_to_the_configs_pusher_output(tmp_path):
     [source] = serve_cmd.model_sources(cli.parser().parse_args(["serve"]), config=lambda: cfg)
     assert (source.name, source.base_path) == ("census", str(cfg.serving_dir / "census"))
     assert source.policy == ("latest", 1) and source.labels == ()
+
+
+def test_card_without_a_run_says_so_and_a_failed_card_only_warns_after_a_run(capsys, tmp_path):
+    assert cli.main(["card", "--dataset", "census", "--output", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no metadata store" in err and "Traceback" not in err
+    from pipeline import config
+    from runners import card_cmd
+
+    line = card_cmd.after_run(config.preset("census", output_dir=tmp_path))
+    assert line.startswith("warning: the model card was not written: ")
+    assert not (tmp_path / "cards").exists()

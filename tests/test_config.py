@@ -154,3 +154,20 @@ def test_output_dir_in_the_file_is_relative_to_the_file_like_csv_dir(write, tmp_
     monkeypatch.chdir(tmp_path)  # another working directory than the file's
     assert config.load(cfg).output_dir == (tmp_path / "sub" / "out").resolve()
     assert config.load(cfg, output_dir="cli-out").output_dir == (tmp_path / "cli-out").resolve()
+
+
+def test_card_table_defaults_from_the_dataset_and_checks_its_fields(write):
+    """`[card]` is optional: the intended use is derived from label, sensitive feature and
+    groups; the lists must hold texts."""
+    cfg = config.load(write("mine.toml", user_toml(dataset="groups = ['Female', 'Male']")))
+    assert "'income'" in cfg.card.intended_use and "sex" in cfg.card.intended_use
+    assert "'Female' (protected)" in cfg.card.intended_use and cfg.card.owners == ()
+    cfg = config.load(write("mine.toml", user_toml(
+        '[card]\nintended_use = "Triage only."\nowners = ["ml@example.com"]\n'
+        'limitations = ["Old data."]')))
+    assert cfg.card.intended_use == "Triage only." and cfg.card.owners == ("ml@example.com",)
+    assert cfg.card.limitations == ("Old data.",)
+    for bad, field in (('owners = "me"', "card.owners"), ("limitations = ['']", "card.limitations"),
+                       ("intended_use = 3", "card.intended_use"), ("bogus = 1", "card.bogus")):
+        with pytest.raises(config.ConfigError, match=f"'{field}'"):
+            config.load(write("bad.toml", user_toml(f"[card]\n{bad}")))

@@ -361,6 +361,120 @@ def test_the_run_report_renders_in_headless_chromium(census, tmp_path):
     assert page.name in index
 
 
+def card_of(cfg, to: pathlib.Path, *version: str) -> int:
+    """`fairway card` of the shared run, written to `to` (never into the run's folder)."""
+    return cli.main(["card", *version, "--config", str(CONFIG["path"]), "--output",
+                     str(cfg.output_dir), "--to", str(to)])
+
+
+def test_the_run_writes_the_card_of_the_version_it_pushed_beside_serving(census):
+    cfg, summary = census
+    version = str(summary["pushed_version"])
+    cards = cfg.output_dir / "cards"
+    assert sorted(p.name for p in cards.iterdir()) == [f"{version}.html", f"{version}.json"]
+    assert json.loads((cards / f"{version}.json").read_text())[
+        "model_details"]["version"]["name"] == version
+    # TF Serving's version folder holds only what the Pusher wrote.
+    served = [p.name for p in (cfg.model_base_dir / version).rglob("*")]
+    assert "saved_model.pb" in served
+    assert not any(n.endswith((".html", ".json")) for n in served), served
+
+
+def test_the_model_card_reads_its_numbers_from_mlmd_tfma_and_the_config(census, tmp_path):
+    cfg, summary = census
+    assert card_of(cfg, tmp_path) == 0
+    version = str(summary["pushed_version"])
+    card = json.loads((tmp_path / f"{version}.json").read_text())
+    md, mp = card["model_details"], card["model_parameters"]
+    qa, co = card["quantitative_analysis"], card["considerations"]
+    assert md["version"]["name"] == version and md["path"] == summary["pushed_to"]
+    assert md["overview"] == cfg.card.intended_use and "'income'" in md["overview"]
+    # Evaluation: the Evaluator's own numbers, per slice.
+    metric = {(m["slice"], m["type"]): m["value"] for m in qa["performance_metrics"]}
+    assert metric[("Overall", "auc")] == summary["metrics"]["Overall"]["auc"]
+    assert metric[("sex=Female", "example_count")] == \
+        summary["metrics"]["sex=Female"]["example_count"]
+    fpr = "fairness_indicators_metrics/false_positive_rate@0.5"
+    fair = qa["fairness_indicators"]
+    assert set(fair["groups"]) >= {"Female", "Male"}
+    assert fair["groups"]["Female"]["fpr"] == summary["metrics"]["sex=Female"][fpr]
+    assert fair["fpr_gap"] == summary["metrics"]["Overall"]["false_positive_rate_gap"]
+    # Blessing: the config's thresholds and the Evaluator's result.
+    bless = qa["blessing"]
+    bounds = {c["metric"]: c["threshold"] for c in bless["thresholds"]}
+    assert bounds["auc"] == cfg.evaluation.min_auc
+    assert bounds["false_positive_rate_gap"] == cfg.evaluation.max_fpr_gap == 0.2
+    assert bless["blessed"] is True and all(c["passed"] for c in bless["thresholds"])
+    # Training data: the run's TFDV statistics.
+    data = {d["name"]: d for d in mp["data"]}
+    assert data["train"]["rows"] == 2000 and data["eval"]["rows"] == 2000
+    assert {f["name"] for f in data["train"]["features"]} >= set(cfg.dataset.features)
+    # Settings as the Trainers recorded them; teacher vs student measured, and said so.
+    assert mp["mindiff"]["weight"] == cfg.mindiff.weight
+    assert mp["distillation"]["alpha"] == cfg.distillation.alpha
+    assert mp["model_architecture"]["teacher"]["train_steps"] == int(STEPS)
+    effect = qa["distillation_effect"]
+    assert "only the pushed student" in effect["evaluator"]
+    teacher, student = effect["measured"][TEACHER], effect["measured"][STUDENT]
+    assert student["parameters"] * 10 <= teacher["parameters"]
+    assert student["auc"] == pytest.approx(summary["metrics"]["Overall"]["auc"], abs=5e-3)
+    assert "BaselineTrainer" in effect["note"]
+    # Lineage: MLMD ids and URIs of the artifacts behind the pushed model.
+    lineage = md["lineage"]
+    assert lineage["run_id"] == summary["run_id"]
+    assert lineage["student_trained_from_teacher"] is True
+    roles = {a["role"]: a for a in lineage["artifacts"]}
+    assert {"examples", "transform graph", "teacher model", "student model", "evaluation",
+            "blessing", "pushed model"} <= set(roles)
+    store = metadata.store(cfg)
+    teacher_uri = metadata.node_artifact(summary, TEACHER, "Model")
+    assert roles["teacher model"]["uri"] == teacher_uri
+    assert roles["teacher model"]["artifact_id"] == store.get_artifacts_by_uri(teacher_uri)[0].id
+    # Limitations: automatic ones from the data; importance of the pushed model.
+    limits = [x["description"] for x in co["limitations"]]
+    assert any("trained on 2000 rows" in x for x in limits), limits
+    assert any(x.startswith("slice sex=") or x.startswith("slice race=") for x in limits), limits
+    assert qa["feature_importance"]["rows"] == 2000
+    assert set(qa["feature_importance"]["overall"]) == set(cfg.dataset.features)
+
+
+def test_an_unknown_card_version_is_an_error_naming_the_pushed_ones(census, tmp_path, capsys):
+    cfg, summary = census
+    assert card_of(cfg, tmp_path, "123") == 1
+    err = capsys.readouterr().err
+    assert "no pushed version 123" in err and str(summary["pushed_version"]) in err
+    assert "Traceback" not in err and not list(tmp_path.glob("*.html"))
+
+
+@pytest.mark.skipif(not BROWSER, reason="needs Chromium on PATH (`make test` installs it with "
+                    "`make chromium`)")
+def test_the_model_card_renders_in_headless_chromium(census, tmp_path):
+    """The card in a real browser: no console errors, every section; test-artifacts/card.png."""
+    import subprocess
+
+    cfg, summary = census
+    assert card_of(cfg, tmp_path, str(summary["pushed_version"])) == 0
+    page = tmp_path / f"{summary['pushed_version']}.html"
+    artifacts_dir = REPO / "test-artifacts"
+    artifacts_dir.mkdir(exist_ok=True)
+    flags = [BROWSER, "--headless=new", "--no-sandbox", "--disable-gpu",
+             "--enable-logging=stderr", "--v=0", "--window-size=1280,5000"]
+    shot = subprocess.run(flags + [f"--screenshot={artifacts_dir / 'card.png'}", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert (artifacts_dir / "card.png").stat().st_size > 50_000
+    assert [line for line in shot.stderr.splitlines() if "CONSOLE" in line] == []
+    dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    for section in ("intended-use", "data-table", "metrics-table", "fairness-table",
+                    "settings-table", "effect-table", "lineage-table", "blessing-table",
+                    "limitations-list", "importance-table"):
+        assert f'id="{section}"' in dom, section
+    assert "<script" not in dom and "http://" not in dom and "https://" not in dom
+    assert f'<span id="version">{summary["pushed_version"]}</span>' in dom
+    assert summary["run_id"] in dom
+
+
 def _shifted(base: tf.keras.Model, sensitive_xf: str, group_id: int, logit_shift: float):
     """`base` plus a direct dependence on one group: its scores move by `logit_shift` logits."""
     inputs = {name: tf.keras.Input(shape=(), name=name, dtype=t.dtype)

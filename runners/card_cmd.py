@@ -1,0 +1,40 @@
+"""`fairway card`: the model card of a pushed version; and the card every run that pushed
+writes for its new version (a failure to write it is a warning, never a failed run)."""
+from __future__ import annotations
+
+import pathlib
+
+from pipeline.config import PipelineConfig
+from pipeline.errors import FairwayError
+
+
+def run(cfg: PipelineConfig, version: str | None, to: str | None) -> list[pathlib.Path]:
+    """Writes the card of `version` (default: the newest pushed) to `to` or <output>/cards."""
+    from pipeline import metadata
+    from runners.progress import Progress
+
+    metadata.store(cfg)  # no run yet: say so before a log folder is made for nothing
+    out = pathlib.Path(to).resolve() if to else None
+    # TensorFlow's start-up lines and TFMA's warnings go to a log, not the console; with --to
+    # the log goes there too, so reading a run writes nothing into its folder.
+    log = (out / "logs" / cfg.log_path("card", ".log").name) if out else cfg.log_path("card", ".log")
+    with Progress(log):
+        from monitoring import model_card
+
+        paths = model_card.write(cfg, version, out)
+    return list(paths)
+
+
+def after_run(cfg: PipelineConfig) -> str:
+    """The line `fairway run` prints about the card of the version its run pushed ("" when
+    the run pushed nothing)."""
+    from pipeline import metadata
+
+    try:
+        summary = metadata.run_summary(cfg)
+        if not summary["pushed"]:
+            return ""
+        html, _ = run(cfg, str(summary["pushed_version"]), None)
+    except (FairwayError, LookupError, OSError, ValueError, KeyError) as err:
+        return f"warning: the model card was not written: {err}"
+    return f"Model card: {html} (+ .json)"
