@@ -68,7 +68,7 @@ bench-serving: env
 	$(PY) -m benchmarks.serving_bench $(ARGS)
 
 # Drift/performance monitoring vs Evidently and NannyML (own venv) on the same windows of a
-# reference pipeline run (~40 min on 2 cores; ARGS="--quick" for a smoke run).
+# reference pipeline run (~30 min on 2 cores; ARGS="--quick" for a smoke run).
 bench-monitor: env
 	$(PY) -m benchmarks.monitor_bench $(ARGS)
 

@@ -1,6 +1,6 @@
 """Monitoring benchmark: Fairway's window calculator vs Evidently and NannyML on the same windows.
 
-    make bench-monitor                       # full run (~40 min on 2 cores, the pipeline included)
+    make bench-monitor                       # full run (~30 min on 2 cores, the pipeline included)
     make bench-monitor ARGS="--quick"        # smoke run: few windows per scenario
     make bench-monitor ARGS="--fresh"        # re-run the reference pipeline and the peers' venv
     python -m benchmarks.monitor_bench --config my.toml   # another dataset (same TOML format)
