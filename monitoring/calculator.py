@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring import cbpe, domain, measures
+from monitoring.measures import category_text, present
 
 REFERENCE_ROWS = 5000
 MIN_ROWS = 50  # a window smaller than this is reported, not scored
@@ -40,12 +41,11 @@ ATTR = "_attr:"  # window columns: per-row attribution of a feature (logit units
 LITTLE = 0.05  # a feature with less than this share of the attribution matters little
 
 
-def present(series: pd.Series) -> pd.Series:
-    """The present values of a column: None, NaN and '' are missing (as in CsvExampleGen)."""
-    s = series[series.notna()]
-    if s.dtype == object:
-        s = s[s.astype(str) != ""]
-    return s
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a label and a score: what realized performance is measured on."""
+    if "_label" not in frame or "_prediction" not in frame:
+        return frame.iloc[:0]
+    return frame[frame["_label"].notna() & frame["_prediction"].notna()]
 
 
 @dataclasses.dataclass
@@ -79,7 +79,7 @@ class Calculator:
         # deciles and categories, and KS/Wasserstein sort the reference on every call.
         sample = ref.train.iloc[rng.choice(len(ref.train), REFERENCE_ROWS, replace=False)] \
             if len(ref.train) > REFERENCE_ROWS else ref.train
-        self.columns = {f: measures.Column(present(sample[f]).to_numpy(), num)
+        self.columns = {f: measures.Column(self._values(sample, f), num)
                         for f, num in ref.numeric.items()}
         self.missing = {f: 1 - len(present(ref.train[f])) / max(len(ref.train), 1)
                         for f in ref.numeric}
@@ -105,6 +105,14 @@ class Calculator:
         self.share = {f: v / total for f, v in self.attr.items()}
 
     # -- raw measures (the same code scores a window and every bootstrap window) --------------
+    def _values(self, frame: pd.DataFrame, f: str) -> np.ndarray:
+        """A feature's present values; categories in one string form; a column the frame
+        lacks has none (all missing)."""
+        if f not in frame:
+            return np.array([], dtype=object)
+        values = present(frame[f])
+        return values.to_numpy() if self.ref.numeric[f] else category_text(values).to_numpy()
+
     def _method(self, numeric: bool, rows: int) -> str:
         return self.methods.get("numeric" if numeric else "categorical") or \
             measures.primary(numeric, rows)
@@ -115,10 +123,9 @@ class Calculator:
         n = len(frame)
         out: dict[tuple, float] = {}
         for f, col in self.columns.items():
-            values = present(frame[f]) if f in frame else pd.Series([], dtype=object)
+            values = self._values(frame, f)
             primary = self._method(col.numeric, n)
-            for m, v in col.score(values.to_numpy(),
-                                  None if all_methods else (primary,)).items():
+            for m, v in col.score(values, None if all_methods else (primary,)).items():
                 out[("feature", f, m)] = v
             out[("quality", f, "missing_rate")] = 1 - len(values) / n if n else float("nan")
         if self.scores is not None and "_prediction" in frame and frame["_prediction"].notna().any():
@@ -132,13 +139,12 @@ class Calculator:
                 out[("attribution", f, "mean_abs_change")] = abs(m - ref_mean)
                 if all_methods:
                     out[("attribution", f, "mean_abs")] = m
-        if "_label" in frame and frame["_label"].notna().any():
-            lab = frame[frame["_label"].notna()]
+        lab = labelled(frame)
+        if len(lab):
             y = lab["_label"].to_numpy(float)
             if self.label_rate is not None:
                 out[("label", "positive_rate", "abs_difference")] = abs(y.mean() - self.label_rate)
-            if "_prediction" in lab and lab["_prediction"].notna().all():
-                out.update(self._performance(lab, y, lab["_prediction"].to_numpy(float)))
+            out.update(self._performance(lab, y, lab["_prediction"].to_numpy(float)))
         return out
 
     def _performance(self, lab: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> dict[tuple, float]:
@@ -149,7 +155,7 @@ class Calculator:
                ("performance", "accuracy", "realized"): float(((p >= t) == (y == 1)).mean())}
         sens = self.ref.sensitive
         if sens and sens in lab:
-            rates = group_rates(y, p, lab[sens].astype(str).to_numpy(), t)
+            rates = group_rates(y, p, category_text(lab[sens]).fillna("").to_numpy(), t)
             for g, r in rates.items():
                 for rate in ("fpr", "fnr"):
                     if r[rate] is not None:
@@ -207,12 +213,22 @@ class Calculator:
                      "threshold": MIN_ROWS, "direction": "below", "alert": False,
                      "primary": True, "detail": f"fewer than {MIN_ROWS} rows: not scored"}]
         null = self.thresholds(n)
+        # Label-based measures are judged at the number of labelled rows, not the window's:
+        # a window with 40 labels has the spread of 40 rows. Too few labels: not measured yet.
+        m = len(labelled(window))
+        if 0 < m < MIN_ROWS:
+            window = window.drop(columns="_label")
+        base["labelled"] = m if m >= MIN_ROWS else 0
+        null_labelled = self.thresholds(m) if m >= MIN_ROWS else {}
         out = []
         deciding = {(kind, name): self._method(self.columns[name].numeric, n)
                     if kind == "feature" else self._method(True, n)
                     for kind, name, _ in null if kind in ("feature", "prediction")}
         for (kind, name, method), value in self._raw(window, all_methods=True).items():
-            threshold, direction = self._bound(kind, name, method, null, n)
+            by_labels = kind in ("label", "performance")
+            threshold, direction = self._bound(kind, name, method,
+                                               null_labelled if by_labels else null,
+                                               m if by_labels else n)
             primary = deciding.get((kind, name), _PRIMARY.get(kind, method)) == method and \
                 not name.startswith(("fpr:", "fnr:"))
             row = {**base, "kind": kind, "name": name, "method": method,
@@ -235,6 +251,8 @@ class Calculator:
         if self.estimator is not None and "_prediction" in window and \
                 window["_prediction"].notna().any():
             out.extend(self._estimate(window, base, null, out))
+        for r in out:
+            r.setdefault("labelled", base["labelled"])
         return out
 
     def _bound(self, kind, name, method, null, rows) -> tuple[float | None, str]:

@@ -18,6 +18,8 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
+from monitoring.measures import category_text, present
+
 
 def encode(frame: pd.DataFrame, numeric: dict[str, bool],
            categories: dict[str, list[str]]) -> np.ndarray:
@@ -25,15 +27,15 @@ def encode(frame: pd.DataFrame, numeric: dict[str, bool],
     the reference's list (unseen ones share the last code)."""
     cols = []
     for name, is_num in numeric.items():
+        col = frame[name] if name in frame else pd.Series(np.nan, index=frame.index)
         if is_num:
-            cols.append(pd.to_numeric(frame[name], errors="coerce").to_numpy(float))
+            cols.append(pd.to_numeric(col, errors="coerce").to_numpy(float))
         else:
             cats = categories[name]
-            col = frame[name].astype(object)
-            missing = (col.isna() | (col.astype(str) == "")).to_numpy()
-            codes = pd.Categorical(col.astype(str), categories=cats).codes.astype(float)
+            text = category_text(present(col)).reindex(col.index)
+            codes = pd.Categorical(text, categories=cats).codes.astype(float)
             codes[codes < 0] = len(cats)  # unseen categories share one code
-            codes[missing] = np.nan
+            codes[text.isna().to_numpy()] = np.nan
             cols.append(codes)
     return np.column_stack(cols)
 

@@ -10,6 +10,7 @@ test statistic (Kolmogorov-Smirnov, chi-square), large ones a distance that does
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import spatial, stats
 
 NUMERIC_METHODS = ("ks", "wasserstein", "psi", "kl", "jensen_shannon")
@@ -17,6 +18,24 @@ CATEGORICAL_METHODS = ("chi2", "jensen_shannon", "psi", "kl", "linf")
 SMALL = 1000  # at or below this many rows, a window is scored with a test statistic
 _EPS = 1e-4  # floor on bin proportions: PSI and KL are infinite on an empty bin
 _OTHER = "\x00other"  # the bucket of categories the reference never saw
+
+
+def present(series: pd.Series) -> pd.Series:
+    """The present values of a column: None, NaN and '' are missing (as in CsvExampleGen)."""
+    s = series[series.notna()]
+    if s.dtype == object:
+        s = s[s.astype(str) != ""]
+    return s
+
+
+def category_text(series: pd.Series) -> pd.Series:
+    """One string form for a categorical column: a whole-number float (an optional INT
+    category that arrived with NaN) reads as the integer, so 1.0 and 1 are the same group."""
+    def one(v):
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+    return series.map(one, na_action="ignore")
 
 
 def primary(numeric: bool, rows: int) -> str:
@@ -59,8 +78,6 @@ class Column:
         if self.numeric:
             return np.bincount(np.searchsorted(self.edges, values, side="right"),
                                minlength=len(self.edges) + 1).astype(float)
-        import pandas as pd
-
         codes = pd.Categorical(values, categories=self.categories[:-1]).codes.astype(int)
         codes[codes < 0] = len(self.categories) - 1  # unseen categories
         return np.bincount(codes, minlength=len(self.categories)).astype(float)

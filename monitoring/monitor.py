@@ -17,18 +17,24 @@ import json
 import pathlib
 import pickle
 import time
+import uuid
 from typing import Any, Callable
 
 import pandas as pd
 
 from monitoring import anomalies, exposition, page, requests, windows
-from monitoring.calculator import Calculator
+from monitoring.calculator import MIN_ROWS, Calculator, labelled
 from monitoring.history import History
 from pipeline import metadata
 from pipeline.config import PipelineConfig
 from pipeline.errors import FairwayError
 
 BOOTSTRAP = 100  # reference windows drawn per calibrated size
+GRACE_SECONDS = 60  # a time window closes this long after its end: its last records land
+
+
+class NoReference(FairwayError):
+    """A served version whose pushing run or SavedModel cannot be found."""
 
 
 class LabelError(FairwayError):
@@ -86,14 +92,18 @@ class References:
 
             run = metadata.pushing_run(self.cfg, version)
             if run is None:
-                raise FairwayError(f"no run in {self.cfg.metadata_path} pushed version "
+                raise NoReference(f"no run in {self.cfg.metadata_path} pushed version "
                                    f"{version}, which served these requests: monitor with the "
                                    "--config/--baseline of the pipeline that pushed it")
             model_dir = self.cfg.model_base_dir / str(version)
             if not model_dir.is_dir():
-                raise FairwayError(f"{model_dir}: the pushed SavedModel of version {version} "
+                raise NoReference(f"{model_dir}: the pushed SavedModel of version {version} "
                                    "is gone; the monitor needs it to score the reference")
-            cache = self.folder / f"reference-{hashlib.sha1(run.encode()).hexdigest()[:12]}" \
+            # Keyed on what the reference depends on: the run, and the config's view of it.
+            ds = self.cfg.dataset
+            what = repr((run, ds.numeric, ds.categorical, ds.label, ds.sensitive, ds.groups,
+                         self.cfg.evaluation.decision_threshold, BOOTSTRAP))
+            cache = self.folder / f"reference-{hashlib.sha1(what.encode()).hexdigest()[:12]}" \
                                   f"-{version}.pkl"
             if cache.exists():
                 ref, schema, run_id, state = pickle.loads(cache.read_bytes())
@@ -143,14 +153,14 @@ def _latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for r in by_window[key]]
 
 
-def _labelled(rows: list[dict[str, Any]]) -> bool:
-    return any(r["kind"] == "performance" for r in rows)
+def _alert_key(r: dict[str, Any]) -> tuple:
+    return r["kind"], r["name"], r["method"]
 
 
 def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | None = None,
         window: str = "1h", since: str | None = None, until: str | None = None,
-        k: float = 3.0, log: Callable[[str], None] = print, now: float | None = None
-        ) -> dict[str, Any]:
+        k: float = 3.0, grace: int = GRACE_SECONDS, log: Callable[[str], None] = print,
+        now: float | None = None) -> dict[str, Any]:
     spec = windows.parse(window)
     lo = windows.parse_time(since, "--since") if since else None
     hi = windows.parse_time(until, "--until") if until else None
@@ -162,26 +172,38 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
     home = cfg.command_dir("monitor") / "history"
     history = History(cfg, cfg.model_name, home)
     past = _latest(history.rows(log))
-    done: dict[str, bool] = {}
+    by_window: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for r in past:
-        done[r["window"]] = done.get(r["window"], False) or r["kind"] == "performance"
-    anchors = {r["first_id"] for r in past if r.get("window_size") == str(spec)}
-    cut = windows.split(frame, spec, lo, hi, now, anchors)
-    has_labels = {w.key: "_label" in w.frame and w.frame["_label"].notna().any() for w in cut}
-    todo = [w for w in cut if w.closed and (w.key not in done or
-                                            (has_labels[w.key] and not done[w.key]))]
+        by_window[r["window"]].append(r)
+    scored = [windows.Scored(key, rs[0]["first_id"], rs[0]["last_id"],
+                             windows.parse_time(rs[0]["end"], "end"))
+              for key, rs in by_window.items()
+              if rs[0].get("window_size") == str(spec) and "last_id" in rs[0]]
+    cut = windows.split(frame, spec, lo, hi, now, grace, scored)
+
+    def more_labels(w) -> bool:  # a scored window gets scored again when more labels came
+        had = by_window[w.key][0].get("labelled", 0)
+        return len(labelled(w.frame)) >= max(MIN_ROWS, had + 1)
+
+    todo = [w for w in cut if w.closed and (w.key not in by_window or more_labels(w))]
     waiting = [w for w in cut if not w.closed]
     log(f"{len(frame)} logged requests in {logs}; windows of {spec}: {len(cut)} in range, "
         f"{len(todo)} to score, {len(cut) - len(todo) - len(waiting)} already scored, "
         f"{len(waiting)} still open")
     refs = References(cfg, home, k, log)
-    scored_at = windows.iso(int(time.time()))
+    scoring = uuid.uuid4().hex  # this run's scoring replaces earlier ones of its windows
     new: list[dict[str, Any]] = []
+    unscorable: list[dict[str, str]] = []
     baseline_runs = set()
     for i, w in enumerate(todo, 1):
         versions = collections.Counter(int(v) for v in w.frame["_version"])
         version = versions.most_common(1)[0][0]
-        calc, schema, run_id = refs.get(version)
+        try:
+            calc, schema, run_id = refs.get(version)
+        except NoReference as e:  # the other windows are still scored
+            log(f"warning: window {w.key} not scored: {e}")
+            unscorable.append({"window": w.key, "reason": str(e)})
+            continue
         baseline_runs.add(run_id)
         started = time.perf_counter()
         rows = calc.calculate(refs.attributions(version, w.frame, schema), w.key,
@@ -191,12 +213,16 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
             rows.append({**base, "kind": "anomaly", "name": feature, "method": "schema",
                          "value": 1.0, "threshold": None, "direction": "above",
                          "alert": True, "primary": True, "detail": text})
+        # Scored again for labels: the alerts it raised before are not raised again.
+        before = {_alert_key(r) for r in by_window.get(w.key, []) if r["alert"]}
         for r in rows:
-            r.update(scored=scored_at, window_size=str(spec),
-                     first_id=str(w.frame["_request_id"].iloc[0]), baseline_run=run_id)
-        alerts = [r for r in rows if r["alert"]]
+            r.update(scored=scoring, window_size=str(spec), baseline_run=run_id,
+                     first_id=str(w.frame["_request_id"].iloc[0]),
+                     last_id=str(w.frame["_request_id"].iloc[-1]),
+                     new_alert=r["alert"] and _alert_key(r) not in before)
+        alerts = [r for r in rows if r["new_alert"]]
         log(f"window {i}/{len(todo)} {w.key}: {len(w.frame)} requests, "
-            f"{len(alerts)} alert(s) ({time.perf_counter() - started:.1f}s)")
+            f"{len(alerts)} new alert(s) ({time.perf_counter() - started:.1f}s)")
         new.extend(rows)
     refs.save()
     history.record(new, {"requests": logs, "window": str(spec), "k": k})  # also a run with none
@@ -206,15 +232,18 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
             "baseline runs": ", ".join(sorted(baseline_runs)) or "-",
             "history": str(home)}
     (out_dir / "monitor.html").write_text(page.to_html(everything, meta=meta))
-    exposition.write(out_dir / "metrics.prom", everything, cfg.model_name)
+    # The exposition is the latest window that was scored (a too-small one has no scores).
+    exposition.write(out_dir / "metrics.prom",
+                     [r for r in everything if r["kind"] != "window"], cfg.model_name)
     report = {
-        "created": scored_at, "requests": logs, "window": str(spec), "k": k,
-        "examples": int(len(frame)), "baseline_runs": sorted(baseline_runs),
-        "scored": [w.key for w in todo], "waiting": [
-            {"window": w.key, "rows": len(w.frame), "closes": windows.iso(w.end)
+        "created": windows.iso(int(time.time())), "requests": logs, "window": str(spec),
+        "k": k, "examples": int(len(frame)), "baseline_runs": sorted(baseline_runs),
+        "scored": sorted({r["window"] for r in new}, key=[w.key for w in todo].index),
+        "unscorable": unscorable, "waiting": [
+            {"window": w.key, "rows": len(w.frame), "closes": windows.iso(w.end + grace)
              if spec.seconds else f"after {spec.rows - len(w.frame)} more requests"}
             for w in waiting],
-        "alerts": [r for r in new if r["alert"]], "rows": new,
+        "alerts": [r for r in new if r["new_alert"]], "rows": new,
         "history_windows": len({r["window"] for r in everything}),
     }
     (out_dir / "monitor.json").write_text(json.dumps(report, indent=1, default=str))

@@ -20,10 +20,11 @@ TRAIN_ROWS = 20_000  # training rows read: enough for every distribution, fast t
 POOL_ROWS = 20_000
 
 
-def numeric_features(schema: schema_pb2.Schema, label: str) -> dict[str, bool]:
-    """feature -> numeric, in schema order, without the label."""
-    return {f.name: f.type in (schema_pb2.INT, schema_pb2.FLOAT) for f in schema.feature
-            if f.name != label}
+def model_features(cfg: PipelineConfig) -> dict[str, bool]:
+    """feature -> numeric, for the features the model takes (the config's numeric and
+    categorical columns; a column the schema keeps but the model ignores is not monitored)."""
+    ds = cfg.dataset
+    return {**{f: True for f in ds.numeric}, **{f: False for f in ds.categorical}}
 
 
 def frame(serialized: list[bytes], columns: list[str]) -> pd.DataFrame:
@@ -106,7 +107,7 @@ def load(cfg: PipelineConfig, run: str | None, model_dir: str, log=print
     examples = metadata.node_artifact(summary, "CsvExampleGen", "Examples")
     schema = artifacts.load_schema(metadata.node_artifact(summary, "ImportSchemaGen", "Schema"))
     ds = cfg.dataset
-    numeric = numeric_features(schema, ds.label)
+    numeric = model_features(cfg)
     columns = list(numeric) + [ds.label]
     score = Scorer(model_dir)
     log(f"reference: run {summary['run_id']}, model {model_dir}")

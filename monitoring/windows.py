@@ -64,35 +64,58 @@ def _duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
+@dataclasses.dataclass(frozen=True)
+class Scored:
+    """A count window already in the history: its key and the ids of its first and last
+    requests."""
+    key: str
+    first: str
+    last: str
+    end: int
+
+
 def split(frame: pd.DataFrame, spec: Spec, since: int | None = None, until: int | None = None,
-          now: float | None = None, anchors: set[str] | None = None) -> list[Window]:
-    """The windows of `frame` (rows in arrival order with `_time`), within [since, until).
-    Count windows start at the first request whose id is in `anchors` (the first requests of
-    windows already scored): when old log files are deleted, the count stays where it was
-    instead of shifting every window."""
+          now: float | None = None, grace: int = 0, scored: list[Scored] = ()
+          ) -> list[Window]:
+    """The windows of `frame` (rows in arrival order with `_time`).
+
+    Time windows: every window within [since, until), closed once `grace` seconds have passed
+    after its end (the server writes its last records a moment after they arrive).
+    Count windows: the scored ones again (found by their first and last request, so that late
+    labels can be joined), then new ones from the requests after the last scored one, within
+    [since, until); a count window not yet full waits."""
     now = time.time() if now is None else now
-    if since is not None:
-        frame = frame[frame["_time"] >= since]
-    if until is not None:
-        frame = frame[frame["_time"] < until]
     if spec.seconds:
         out = []
         start_of = frame["_time"] // spec.seconds * spec.seconds
         for start, part in frame.groupby(start_of, sort=True):
             start = int(start)
             end = start + spec.seconds
+            if (since is not None and start < since) or (until is not None and end > until):
+                continue  # only whole windows: a cut one would be stored under a full key
             out.append(Window(f"{iso(start)}/{spec}", start, end, part.reset_index(drop=True),
-                              closed=end <= now or (until is not None and end <= until)))
+                              closed=end + grace <= now))
         return out
-    if anchors:
-        hits = frame["_request_id"].isin(anchors).to_numpy().nonzero()[0]
-        if len(hits):
-            frame = frame.iloc[hits[0]:]
-    out = []
-    for i in range(0, len(frame), spec.rows):
-        part = frame.iloc[i:i + spec.rows].reset_index(drop=True)
-        first = part["_request_id"].iloc[0]
-        out.append(Window(f"{spec.rows} from {first}", int(part["_time"].iloc[0]),
-                          int(part["_time"].iloc[-1]), part, closed=len(part) == spec.rows))
+    ids = frame["_request_id"].to_numpy()
+    position = {rid: i for i, rid in enumerate(ids)}
+    out, after = [], -1
+    for s in scored:
+        if s.first in position and s.last in position:
+            part = frame.iloc[position[s.first]:position[s.last] + 1].reset_index(drop=True)
+            out.append(Window(s.key, int(part["_time"].iloc[0]), int(part["_time"].iloc[-1]),
+                              part, closed=True))
+            after = max(after, position[s.last])
+    if scored and after < 0:  # the scored requests' logs are gone: continue after their time
+        rest = frame[frame["_time"] > max(s.end for s in scored)]
+    else:
+        rest = frame.iloc[after + 1:]
+    if since is not None:
+        rest = rest[rest["_time"] >= since]
+    if until is not None:
+        rest = rest[rest["_time"] < until]
+    for i in range(0, len(rest), spec.rows):
+        part = rest.iloc[i:i + spec.rows].reset_index(drop=True)
+        out.append(Window(f"{spec.rows} from {part['_request_id'].iloc[0]}",
+                          int(part["_time"].iloc[0]), int(part["_time"].iloc[-1]), part,
+                          closed=len(part) == spec.rows))
     return out
-

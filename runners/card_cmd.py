@@ -31,10 +31,13 @@ def after_run(cfg: PipelineConfig) -> str:
     from pipeline import metadata
 
     try:
-        summary = metadata.run_summary(cfg)
-        if not summary["pushed"]:
+        # MLMD only (no TFMA, whose warnings would reach the console): did the last run push?
+        latest = metadata.latest_run(metadata.store(cfg), cfg.pipeline_name)
+        pushed = [v for v, r in metadata.pushed_versions(cfg).items()
+                  if latest is not None and r == latest.name]
+        if not pushed:
             return ""
-        html, _ = run(cfg, str(summary["pushed_version"]), None)
+        html, _ = run(cfg, pushed[0], None)
     except (FairwayError, LookupError, OSError, ValueError, KeyError) as err:
         return f"warning: the model card was not written: {err}"
     return f"Model card: {html} (+ .json)"

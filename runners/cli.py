@@ -183,10 +183,14 @@ def parser() -> argparse.ArgumentParser:
                               "--request-log-dir)")
     monitor.add_argument("--window", default="1h", metavar="SIZE",
                          help="a duration (30m, 1h, 1d: windows aligned in UTC, scored once "
-                              "closed) or a number of requests (5000); default 1h")
+                              "closed) or a number of requests (5000); default 1h. --since "
+                              "and --until select whole time windows")
     monitor.add_argument("--since", metavar="TIME",
                          help="only requests from this ISO-8601 time on (UTC unless given)")
     monitor.add_argument("--until", metavar="TIME", help="only requests before this time")
+    monitor.add_argument("--grace", type=int, default=60, metavar="S",
+                         help="a time window is scored S seconds after it ends, once the "
+                              "server has written its last requests (default 60)")
     monitor.add_argument("-k", type=float, default=3.0,
                          help="alert at k standard deviations of the reference windows of the "
                               "same size (default 3)")

@@ -22,19 +22,23 @@ def run(args, cfg: PipelineConfig, retrain_config: Callable[[], PipelineConfig])
 
         say = progress.echo
         report = monitor.run(cfg, args.requests, out, args.labels, window=args.window,
-                             since=args.since, until=args.until, k=args.k, log=say)
+                             since=args.since, until=args.until, k=args.k,
+                             grace=args.grace, log=say)
         for w in report["waiting"]:
             say(f"window {w['window']} is still open ({w['rows']} requests so far; scored "
                 f"when it closes: {w['closes']})")
+        for w in report["unscorable"]:
+            say(f"window {w['window']} not scored: {w['reason']}")
         for r in report["rows"]:
             if r["kind"] == "performance" and r["name"] in ("auc", "accuracy"):
-                say(f"[{r['window']}] served model on {r['rows']} requests: realized "
-                    f"{r['name']} {r['value']:.4f}")
+                value = "n/a (one class)" if r["value"] is None else f"{r['value']:.4f}"
+                say(f"[{r['window']}] served model on {r['labelled']} labelled requests: "
+                    f"realized {r['name']} {value}")
         if not report["scored"]:
             say("no new window to score")
         else:
             for line in monitor.alert_lines(report) or [
-                    f"no alert in {len(report['scored'])} new window(s)"]:
+                    f"no new alert in {len(report['scored'])} window(s) scored"]:
                 say(line)
         say(f"report: {out / 'monitor.html'}, {out / 'monitor.json'} and "
             f"{out / 'metrics.prom'}")

@@ -49,10 +49,14 @@ class _Base:
 
 class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServicer):
     async def _call(self, api: str, req, context, run, kind: str, log_cls, spec=None):
-        def work():
+        # On the event loop, not in work(): the context belongs to this coroutine.
+        try:
             rid = request_id(dict(context.invocation_metadata() or ()).get(REQUEST_ID_KEY))
-            context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
+        except ServingError as e:
+            await context.abort(e.code, e.grpc_message)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
 
+        def work():
             def fn(servable):
                 resp = run(servable, req)
                 return resp, _log(kind, log_cls, req, resp)

@@ -17,7 +17,7 @@ from serving.servable import Servable
 from serving.telemetry import Metrics, RequestLogger
 
 REQUEST_ID_HEADER = "X-Request-Id"  # REST header; gRPC metadata key "x-request-id"
-_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
+_ID = re.compile(r"[A-Za-z0-9._/-]{1,128}")  # no ':', which joins a request id to its row
 
 # fn(servable) -> (result, build_log): build_log() makes the PredictionLog, only when logged.
 Call = Callable[[Servable], "tuple[Any, Callable[[], prediction_log_pb2.PredictionLog]]"]
@@ -84,7 +84,7 @@ def request_id(supplied: str | None) -> str:
         return uuid.uuid4().hex
     if not _ID.fullmatch(supplied):
         raise invalid(f"{REQUEST_ID_HEADER} {supplied[:40]!r}: expected 1-128 letters, digits "
-                      "or . _ : / -")
+                      "or . _ / -")
     return supplied
 
 

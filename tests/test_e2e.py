@@ -269,7 +269,7 @@ def test_monitor_scores_windows_keeps_a_history_and_alerts_on_drift(census_copy,
     m1 = tmp_path / "m1"
     assert cli.main(args + ["--requests", str(clean_logs), "--to", str(m1)]) == 0
     out = capfd.readouterr().out
-    assert "no alert in 2 new window(s)" in out
+    assert "no new alert in 2 window(s) scored" in out
     report = json.loads((m1 / "monitor.json").read_text())
     assert report["examples"] == 800 and report["baseline_runs"] == [summary["run_id"]]
     assert {r["version"] for r in report["rows"]} == {str(summary["pushed_version"])}

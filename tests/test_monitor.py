@@ -119,25 +119,37 @@ def _timed(times) -> pd.DataFrame:
 def test_windows_by_time_align_in_utc_and_wait_until_closed():
     t0 = windows.parse_time("2026-11-30T10:00:00Z", "t")
     frame = _timed([t0 + 5, t0 + 1800, t0 + 3599, t0 + 3600, t0 + 7300])
-    cut = windows.split(frame, windows.parse("1h"), now=t0 + 7300)
+    cut = windows.split(frame, windows.parse("1h"), now=t0 + 7300, grace=60)
     assert [w.key for w in cut] == ["2026-11-30T10:00:00Z/1h", "2026-11-30T11:00:00Z/1h",
                                     "2026-11-30T12:00:00Z/1h"]
     assert [len(w.frame) for w in cut] == [3, 1, 1]
     assert [w.closed for w in cut] == [True, True, False]  # 12:00-13:00 is still open
-    ranged = windows.split(frame, windows.parse("1h"), since=t0 + 1800, until=t0 + 3600,
-                           now=t0 + 7300)
-    assert [len(w.frame) for w in ranged] == [2]
+    # 11:00-12:00 ended 100 s ago; with a grace of 120 s it still waits for late records.
+    late = windows.split(frame, windows.parse("1h"), now=t0 + 7300, grace=120)
+    assert [w.closed for w in late] == [True, False, False]
+    # --since/--until select whole windows: a window they cut is left out, never scored
+    # partially under the full window's key; --until never closes an open window.
+    ranged = windows.split(frame, windows.parse("1h"), since=t0 + 1800,
+                           until=windows.parse_time("2030-01-01", "t"), now=t0 + 7300)
+    assert [(w.key[11:16], w.closed) for w in ranged] == [("11:00", True), ("12:00", False)]
 
 
-def test_windows_by_count_keep_their_place_when_old_logs_are_gone():
+def test_windows_by_count_are_found_again_and_continue_after_the_last_scored():
     frame = _timed(list(range(25)))
     cut = windows.split(frame, windows.parse("10"))
     assert [len(w.frame) for w in cut] == [10, 10, 5] and [w.closed for w in cut] == \
         [True, True, False]
     assert cut[0].key == "10 from r0" and cut[1].key == "10 from r10"
-    # r0-r6 deleted: without anchors every window would shift; with them they stay.
-    later = windows.split(frame.iloc[7:], windows.parse("10"), anchors={"r0", "r10"})
-    assert [w.key for w in later] == ["10 from r10", "10 from r20"]
+    scored = [windows.Scored(w.key, w.frame["_request_id"].iloc[0],
+                             w.frame["_request_id"].iloc[-1], w.end) for w in cut[:2]]
+    again = windows.split(frame, windows.parse("10"), scored=scored)
+    assert [w.key for w in again] == ["10 from r0", "10 from r10", "10 from r20"]
+    assert again[1].frame["_request_id"].tolist() == [f"r{i}" for i in range(10, 20)]
+    # The logs of r0-r12 are gone: the second window cannot be found again, and the count
+    # continues after its last request instead of shifting every window.
+    gone = windows.split(frame.iloc[13:], windows.parse("10"), scored=scored)
+    assert [w.key for w in gone] == ["10 from r20"]
+    assert gone[0].frame["_request_id"].iloc[0] == "r20"
 
 
 @pytest.mark.parametrize("text", ["", "0", "1w", "h", "-5", "1.5h"])
@@ -313,3 +325,32 @@ def test_explain_logs_give_their_probability_as_the_score(tmp_path):
     with tf.io.TFRecordWriter(str(tmp_path / "requests-e.tfrecord")) as w:
         w.write(log.SerializeToString())
     assert requests.read(str(tmp_path))["_prediction"].tolist() == [0.25, 0.75]
+
+
+def test_partly_labelled_windows_are_judged_at_their_labelled_count(census_calculator):
+    calc, stream, _, _ = census_calculator
+    window = stream.sample(1000, random_state=11).copy()
+    few = window.copy()
+    few.loc[few.index[40:], "_label"] = np.nan  # 40 labels: too few to judge yet
+    rows = calc.calculate(few, "few")
+    assert not [r for r in rows if r["kind"] in ("label", "performance")]
+    assert {r["labelled"] for r in rows} == {0}
+    part = window.copy()
+    part.loc[part.index[300:], "_label"] = np.nan
+    rows = calc.calculate(part, "part")
+    auc = next(r for r in rows if r["kind"] == "performance" and r["name"] == "auc")
+    assert auc["labelled"] == 300 and not _alerting(rows)
+    # The bound is the spread of 300 rows, wider than the window's 1000.
+    full = next(r for r in calc.calculate(window, "full")
+                if r["kind"] == "performance" and r["name"] == "auc")
+    assert auc["threshold"] < full["threshold"]
+
+
+def test_whole_number_floats_of_a_float_column_are_no_anomaly():
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = schema_pb2.Schema()
+    f = schema.feature.add(name="fare", type=schema_pb2.FLOAT)
+    f.presence.min_fraction = 1.0
+    frame = pd.DataFrame({"fare": np.array([3, 5, 8], np.int64)})  # as read() keeps them
+    assert anomalies.find(frame, schema) == {}
