@@ -189,13 +189,21 @@ def _score(model_dir: str, data, threshold: float) -> dict[str, Any]:
                                                      threshold).items() if g}}
 
 
-def _effect(cfg: PipelineConfig, summary: dict[str, Any], data) -> dict[str, Any]:
+QUICK = ("not measured in the card each run writes (scoring every model would add a minute "
+         "to the run): `fairway card VERSION` measures it")
+
+
+def _effect(cfg: PipelineConfig, summary: dict[str, Any], data,
+            measure: bool = True) -> dict[str, Any]:
     """Teacher vs student (vs the baseline without MinDiff, when the run trained one), scored
     through their exported `from_examples` signatures on the run's eval split."""
     out = {"evaluator": "the Evaluator (TFMA) evaluated only the pushed "
                         f"{'student' if cfg.distillation.enabled else 'teacher'}; no TFMA "
                         "metrics of the other models are in the run",
            "measured": {}, "note": ""}
+    if not measure:
+        out["note"] = QUICK
+        return out
     if data is None:
         out["note"] = "the eval split could not be read: nothing measured"
         return out
@@ -255,8 +263,11 @@ def _eval_data(cfg: PipelineConfig, summary: dict[str, Any]):
 
 
 def build(cfg: PipelineConfig, version: str | None = None,
-          importance: bool = True) -> dict[str, Any]:
-    """The card of a pushed version (default: the newest) as a dict in MCT's sections."""
+          importance: bool = True, measure: bool = True) -> dict[str, Any]:
+    """The card of a pushed version (default: the newest) as a dict in MCT's sections.
+    `measure` False leaves out what the card would compute itself (teacher vs student scores,
+    feature importance): the quick card written after every run."""
+    importance = importance and measure
     from pipeline import explanations
 
     version, run = resolve(cfg, version)
@@ -285,7 +296,8 @@ def build(cfg: PipelineConfig, version: str | None = None,
         except (LookupError, OSError) as err:
             why_not = str(err)
     else:
-        why_not = "not computed" if not importance else "the eval split could not be read"
+        why_not = QUICK if not measure else "not computed" if not importance else \
+            "the eval split could not be read"
     performance = [{"type": metric, "value": value, "slice": slice_name}
                    for slice_name, values in summary["metrics"].items()
                    for metric, value in sorted(values.items())]
@@ -327,7 +339,7 @@ def build(cfg: PipelineConfig, version: str | None = None,
                 summary, "Evaluator", "ModelEvaluation"),
             "fairness_indicators": fairness,
             "blessing": _blessing(cfg, summary, fairness),
-            "distillation_effect": _effect(cfg, summary, eval_data),
+            "distillation_effect": _effect(cfg, summary, eval_data, measure),
             "feature_importance": imp, "feature_importance_unavailable": why_not or None,
         },
         "considerations": {
@@ -474,9 +486,10 @@ was trained from this teacher (base_model input):
 
 
 def write(cfg: PipelineConfig, version: str | None = None,
-          out_dir: pathlib.Path | None = None) -> tuple[pathlib.Path, pathlib.Path]:
+          out_dir: pathlib.Path | None = None,
+          measure: bool = True) -> tuple[pathlib.Path, pathlib.Path]:
     """Writes <out>/<version>.html and .json (default out: <output>/cards)."""
-    card = build(cfg, version)
+    card = build(cfg, version, measure=measure)
     out_dir = out_dir or cfg.command_dir("cards")
     out_dir.mkdir(parents=True, exist_ok=True)
     name = card["model_details"]["version"]["name"]

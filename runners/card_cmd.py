@@ -8,8 +8,10 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import FairwayError
 
 
-def run(cfg: PipelineConfig, version: str | None, to: str | None) -> list[pathlib.Path]:
-    """Writes the card of `version` (default: the newest pushed) to `to` or <output>/cards."""
+def run(cfg: PipelineConfig, version: str | None, to: str | None,
+        measure: bool = True) -> list[pathlib.Path]:
+    """Writes the card of `version` (default: the newest pushed) to `to` or <output>/cards;
+    `measure` False is the quick card of a run (no scoring of its models)."""
     from pipeline import metadata
     from runners.progress import Progress
 
@@ -21,7 +23,7 @@ def run(cfg: PipelineConfig, version: str | None, to: str | None) -> list[pathli
     with Progress(log):
         from monitoring import model_card
 
-        paths = model_card.write(cfg, version, out)
+        paths = model_card.write(cfg, version, out, measure=measure)
     return list(paths)
 
 
@@ -37,7 +39,7 @@ def after_run(cfg: PipelineConfig) -> str:
                   if latest is not None and r == latest.name]
         if not pushed:
             return ""
-        html, _ = run(cfg, pushed[0], None)
+        html, _ = run(cfg, pushed[0], None, measure=False)
     except (FairwayError, LookupError, OSError, ValueError, KeyError) as err:
         return f"warning: the model card was not written: {err}"
     return f"Model card: {html} (+ .json)"

@@ -372,8 +372,11 @@ def test_the_run_writes_the_card_of_the_version_it_pushed_beside_serving(census)
     version = str(summary["pushed_version"])
     cards = cfg.output_dir / "cards"
     assert sorted(p.name for p in cards.iterdir()) == [f"{version}.html", f"{version}.json"]
-    assert json.loads((cards / f"{version}.json").read_text())[
-        "model_details"]["version"]["name"] == version
+    auto = json.loads((cards / f"{version}.json").read_text())
+    assert auto["model_details"]["version"]["name"] == version
+    # The run's own card is the quick one: it scores no model (`fairway card` does).
+    effect = auto["quantitative_analysis"]["distillation_effect"]
+    assert effect["measured"] == {} and "`fairway card VERSION`" in effect["note"]
     # TF Serving's version folder holds only what the Pusher wrote.
     served = [p.name for p in (cfg.model_base_dir / version).rglob("*")]
     assert "saved_model.pb" in served
