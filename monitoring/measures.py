@@ -3,9 +3,9 @@
 A `Column` is fitted once on the reference values (numeric bins at its deciles, or its category
 proportions) and then scores any number of windows. Every measure is a distance or divergence:
 0 for identical distributions, larger for more drift. Which one decides an alert depends on the
-column's type and the window size (`primary`), as in Evidently's defaults: small windows use a
-test statistic (Kolmogorov-Smirnov, chi-square), large ones a distance that does not grow with n
-(normalized Wasserstein, Jensen-Shannon).
+column's type and the window size (`primary`): numeric columns as in Evidently's defaults (the
+Kolmogorov-Smirnov statistic up to 1,000 rows, normalized Wasserstein above), categorical ones
+by L-infinity, TFDV's comparator for them.
 """
 from __future__ import annotations
 
@@ -39,9 +39,13 @@ def category_text(series: pd.Series) -> pd.Series:
 
 
 def primary(numeric: bool, rows: int) -> str:
+    # Categories: L-infinity (the largest change of one category's share) at every size. On
+    # census windows of 1,000 rows it caught a +5-point shift of one occupation in 20 % of
+    # windows and +10 points in 100 %, where chi-square caught 0 % and 78 % and Jensen-Shannon
+    # 0 % and 68 %: both spread one category's change over all of them.
     if numeric:
         return "ks" if rows <= SMALL else "wasserstein"
-    return "chi2" if rows <= SMALL else "jensen_shannon"
+    return "linf"
 
 
 def _smoothed(counts: np.ndarray) -> np.ndarray:
