@@ -194,6 +194,8 @@ def test_pushed_model_carries_warmup_requests_built_from_eval_rows(census):
               .request.model_spec.signature_name) for log in logs}
     assert kinds == {("predict_log", signatures.RAW_SIGNATURE),
                      ("predict_log", signatures.EXAMPLES_SIGNATURE),
+                     ("predict_log", signatures.EXPLAIN_SIGNATURE),
+                     ("predict_log", signatures.EXPLAIN_EXAMPLES_SIGNATURE),
                      ("classify_log", signatures.CLASSIFY_SIGNATURE),
                      ("regress_log", signatures.REGRESS_SIGNATURE)}
     raw = next(log.predict_log.request for log in logs if log.predict_log.request.model_spec
@@ -218,7 +220,8 @@ def test_the_pushed_model_served_over_rest_and_grpc_answers_as_in_process(census
         writer.writerows(rows)
     with serving_support.serve(tmp_path, "--config", str(CONFIG["path"]),
                                "--output", str(cfg.output_dir)) as server:
-        assert f"version {summary['pushed_version']}: 4 warmup requests replayed" \
+        # One per signature: predict (raw, examples), explain (raw, examples), classify, regress.
+        assert f"version {summary['pushed_version']}: 6 warmup requests replayed" \
             in server.output()
         for protocol, port in (("rest", server.rest_port), ("grpc", server.grpc_port)):
             c = client.Client(port=port, model=cfg.model_name, protocol=protocol)
