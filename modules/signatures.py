@@ -5,6 +5,8 @@ APIs as well as by Predict.
 """
 from __future__ import annotations
 
+import logging
+
 import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow.core.protobuf import saved_model_pb2
@@ -115,7 +117,13 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, f: F.Featur
     def serve_raw(raw):
         return {OUTPUT_KEY: probability(model.tft_layer(parse_raw(raw)))}
 
-    explainer = explain_lib.Explainer(model, f)
+    try:
+        explainer = explain_lib.Explainer(model, f)
+    except (ValueError, AttributeError) as e:
+        # A model of another shape (e.g. a user's own, or one wrapped in another) still
+        # serves; it just has no attributions, and :explain on it says so.
+        logging.warning("no explanation signature for this model: %s", e)
+        explainer = None
 
     @tf.function(input_signature=raw_signature)
     def explain_raw(raw):
@@ -144,7 +152,8 @@ def export(model: tf.keras.Model, tft_output: tft.TFTransformOutput, f: F.Featur
         EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
         CLASSIFY_SIGNATURE: classify.get_concrete_function(),
         REGRESS_SIGNATURE: regress.get_concrete_function(),
-        EXPLAIN_SIGNATURE: explain_raw.get_concrete_function(),
-        EXPLAIN_EXAMPLES_SIGNATURE: explain_examples.get_concrete_function(),
+        **({EXPLAIN_SIGNATURE: explain_raw.get_concrete_function(),
+            EXPLAIN_EXAMPLES_SIGNATURE: explain_examples.get_concrete_function()}
+           if explainer is not None else {}),
     })
     set_method_names(export_dir)

@@ -92,3 +92,21 @@ def test_the_baseline_row_has_zero_attributions(sigs):
     for k in KEYS:
         if k != explain.attribution_key("age"):
             assert abs(out[k][0]) < 1e-4, (k, out[k])
+
+
+def test_a_model_of_another_shape_still_exports_without_explanations(tft_dir, tmp_path):
+    import tensorflow_transform as tft
+
+    from modules import model as model_lib, trainer
+
+    tft_output = tft.TFTransformOutput(tft_dir)
+    inner = model_lib.build_mlp(support.FEATURES.numeric,
+                                trainer.vocab_sizes(tft_output, support.FEATURES), (8,),
+                                embedding_dim=3, indicators=support.FEATURES.indicators)
+    # The MLP wrapped in another model: not a shape the explainer can split.
+    inputs = {n: tf.keras.Input(shape=(), name=n, dtype=t.dtype)
+              for n, t in zip(inner.input_names, inner.inputs)}
+    wrapped = tf.keras.Model(inputs, inner(inputs))
+    signatures.export(wrapped, tft_output, support.FEATURES, str(tmp_path / "m"))
+    sigs = tf.saved_model.load(str(tmp_path / "m")).signatures
+    assert signatures.RAW_SIGNATURE in sigs and signatures.EXPLAIN_SIGNATURE not in sigs
