@@ -337,7 +337,3 @@ def _beyond(value, threshold, direction) -> bool:
 
 def _clean(v):
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-
-def alerts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in rows if r["alert"]]
