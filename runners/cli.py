@@ -120,6 +120,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--label", action="append", default=[], metavar="NAME=VERSION",
                        help="a version label, e.g. stable=1700000000 (repeatable); labelled "
                             "versions are loaded")
+    models.add_argument("--registry", action="store_true",
+                        help="follow the registry: load every version an alias names (and "
+                             "production's rollback target), route by the aliases and their "
+                             "traffic shares, and apply each promote/rollback live")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--rest-port", type=int, default=8501, help="0 turns REST off")
     serve.add_argument("--grpc-port", type=int, default=8500, help="0 turns gRPC off")
@@ -236,6 +240,10 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--inject-drift", action="store_true",
                       help="apply the config's [inject_drift] (shifted numbers, a new "
                            "category on a share of rows)")
+
+    from runners import release_cmd
+
+    release_cmd.add_parsers(sub, _add_config_args)
 
     init = sub.add_parser("init", help="write a config (TOML) and a curated schema for your own "
                                        "CSV data, decided from the data")
@@ -444,6 +452,12 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_release(args) -> int:
+    from runners import release_cmd
+
+    return release_cmd.run(_config(args), args)
+
+
 def cmd_init(args) -> int:
     import time
 
@@ -469,7 +483,9 @@ def main(argv=None) -> int:
         commands = {"run": cmd_run, "compile": cmd_compile, "compare": cmd_compare, "deploy": cmd_deploy,
                     "serve": cmd_serve, "predict": cmd_predict,
                     "monitor": cmd_monitor, "report": cmd_report, "status": cmd_status, "data": cmd_data,
-                    "init": cmd_init, "card": cmd_card}
+                    "init": cmd_init, "card": cmd_card,
+                    **dict.fromkeys(("models", "promote", "rollback", "unset", "approve",
+                                     "history"), cmd_release)}
         return commands[args.command](args)
     except config_lib.ConfigError as e:
         print(f"fairway: config error: {e}", file=sys.stderr)

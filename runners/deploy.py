@@ -13,6 +13,7 @@ import yaml
 
 from pipeline.config import PipelineConfig
 from pipeline.errors import FairwayError
+from serving import routing
 
 IMAGE = "tensorflow/serving:2.16.1"  # matches tensorflow-serving-api in the lock
 MODEL_ROOT = "/models"  # where the container sees the Pusher's output
@@ -44,18 +45,9 @@ def choose(versions: list[int]) -> Versions:
 
 
 def models_config(name: str, v: Versions) -> str:
-    loaded = [v.stable] + ([v.canary] if v.canary else [])
-    labels = [("stable", v.stable)] + ([("canary", v.canary)] if v.canary else [])
-    return "".join([
-        "model_config_list {\n  config {\n",
-        f'    name: "{name}"\n    base_path: "{MODEL_ROOT}/{name}"\n',
-        '    model_platform: "tensorflow"\n',
-        "    model_version_policy {\n      specific {\n",
-        *(f"        versions: {n}\n" for n in loaded),
-        "      }\n    }\n",
-        *(f'    version_labels {{\n      key: "{k}"\n      value: {n}\n    }}\n'
-          for k, n in labels),
-        "  }\n}\n"])
+    labels = {"stable": v.stable, **({"canary": v.canary} if v.canary else {})}
+    return routing.models_config(routing.Routing(name, tuple(labels.values()), labels, {}),
+                                 f"{MODEL_ROOT}/{name}")
 
 
 # BatchingParameters (session_bundle_config.proto; no Python proto in tensorflow-serving-api).
@@ -131,13 +123,27 @@ def kubernetes(name: str, files: dict[str, str]) -> str:
     return yaml.safe_dump_all([config_map, deployment, service], sort_keys=False)
 
 
+def _registry(cfg: PipelineConfig) -> routing.Routing | None:
+    """The registry's mapping (aliases as version labels) once any alias is set; before that,
+    the newest version is the canary of the one before."""
+    from release import registry
+
+    try:
+        r = registry.Registry(cfg).routing()
+    except FileNotFoundError:  # no run has written a metadata store here
+        return None
+    return r if r.labels else None
+
+
 def write(cfg: PipelineConfig, out_dir: pathlib.Path | None = None) -> dict[str, pathlib.Path]:
     """Render every file for the model the Pusher wrote; returns name -> path."""
     name = cfg.model_name
     model_dir = cfg.serving_dir / name
     versions = choose(pushed_versions(model_dir))
     out_dir = out_dir or cfg.command_dir("deploy")
-    configs = {"models.config": models_config(name, versions),
+    aliases = _registry(cfg)
+    configs = {"models.config": routing.models_config(aliases, f"{MODEL_ROOT}/{name}")
+               if aliases else models_config(name, versions),
                "batching_parameters.txt": batching_parameters(),
                "monitoring.config": monitoring_config()}
     files = {**configs,

@@ -55,6 +55,17 @@ def run(args, config: Callable[[], PipelineConfig]) -> int:
     """Serve until interrupted (the parsed `fairway serve` arguments)."""
     from serving import server
 
+    routing_file = None
+    if args.registry:
+        if args.label or args.version_policy or args.model_name or args.canary_fraction \
+                or args.shadow_label:
+            raise ConfigError("--registry routes by the registry's aliases: drop --label, "
+                              "--version-policy, --model-name, --canary-fraction and "
+                              "--shadow-label (use `fairway promote` instead)")
+        from release import registry
+
+        # Written from ML Metadata now: changes made while no server ran apply on start.
+        routing_file = str(registry.Registry(config()).write_routing())
     sources = model_sources(args, config)
     if args.shadow_label and not args.request_log_dir:
         raise ConfigError("--shadow-label needs --request-log-dir: shadow answers are only "
@@ -64,7 +75,8 @@ def run(args, config: Callable[[], PipelineConfig]) -> int:
         poll_seconds=args.poll_seconds, max_load_retries=args.load_retries,
         load_retry_seconds=args.load_retry_seconds, warmup=not args.no_warmup,
         canary_fraction=_fraction(args.canary_fraction, "--canary-fraction"),
-        shadow_label=args.shadow_label, request_log_dir=args.request_log_dir,
+        shadow_label=args.shadow_label, routing_file=routing_file,
+        request_log_dir=args.request_log_dir,
         log_sampling_rate=_fraction(args.log_sampling_rate, "--log-sampling-rate"),
         log_rotate_seconds=args.log_rotate_seconds,
         max_request_bytes=args.max_request_bytes))

@@ -8,12 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from google.protobuf.message import DecodeError
-from tensorflow_serving.apis import (model_service_pb2_grpc, prediction_log_pb2,
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import (model_management_pb2, model_service_pb2_grpc,
+                                     prediction_log_pb2, prediction_service_pb2_grpc)
 
 from serving import protos
 from serving.errors import ServingError, invalid
-from serving.rest import INLINE_BYTES, status_response
+from serving.rest import INLINE_BYTES, reload_config, status_response
 from serving.service import REQUEST_ID_HEADER, Service, request_id
 
 REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()  # gRPC metadata keys are lower case
@@ -98,9 +98,10 @@ class ModelService(_Base, model_service_pb2_grpc.ModelServiceServicer):
         return await self._answer(context, request, work)
 
     async def HandleReloadConfigRequest(self, request, context):
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "HandleReloadConfigRequest: restart `fairway serve` with the new "
-                            "--model-config-file instead")
+        def work():
+            reload_config(self.service, request.config)
+            return model_management_pb2.ReloadConfigResponse()  # status OK
+        return await self._answer(context, request, work)
 
 
 class _Handlers:

@@ -14,16 +14,19 @@ import os
 import random
 import threading
 import time
+import zlib
 from typing import Callable
 
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from serving import routing as routing_lib
 from serving.errors import ServingError, invalid, not_found
 from serving.servable import Servable
 
 AVAILABLE, END = "AVAILABLE", "END"
+ROUTING_POLL_SECONDS = 0.2  # a rollback must reach traffic within 2 s
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +69,11 @@ def sources_from_config(path: str) -> list[ModelSource]:
             cfg = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
     except (text_format.ParseError, tf.errors.OpError) as e:
         raise ValueError(f"{path}: not a ModelServerConfig text proto: {e}") from None
+    return sources_from_proto(cfg, path)
+
+
+def sources_from_proto(cfg, path: str = "config") -> list[ModelSource]:
+    """The ModelSources of a ModelServerConfig (a file's, or HandleReloadConfigRequest's)."""
     if cfg.WhichOneof("config") != "model_config_list":
         raise ValueError(f"{path}: only model_config_list is supported")
     out = []
@@ -103,7 +111,11 @@ class Version:
 class Model:
     def __init__(self, source: ModelSource):
         self.source = source
-        self.labels = dict(source.labels)
+        # The labels asked for, and those in effect: a label moves to its new version only
+        # once that version is AVAILABLE, so a switch never fails a request.
+        self.desired = dict(source.labels)
+        self.labels: dict[str, int] = {}
+        self.fractions: dict[str, float] | None = None  # from a routing file; None: the flags
         self.versions: dict[int, Version] = {}
         self.waiting: set[str] = set()  # folders seen without saved_model.pb (logged once)
 
@@ -126,7 +138,78 @@ class ModelManager:
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self.routing_file: str | None = None
+        self._routing_text: str | None = None
+        for m in self.models.values():
+            self._settle(m)
+
+    # -- routing and reloads ---------------------------------------------------------------------
+    def _settle(self, model: Model) -> None:
+        """Labels in effect: each desired label whose version is AVAILABLE; a label whose new
+        version is still loading keeps its old one meanwhile; a dropped label goes."""
+        with self._lock:
+            effective = {}
+            for label, number in model.desired.items():
+                v = model.versions.get(number)
+                if v is not None and v.state == AVAILABLE:
+                    effective[label] = number
+                elif label in model.labels:
+                    effective[label] = model.labels[label]
+            changed = effective != model.labels
+            model.labels = effective
+        if changed:
+            self.log(f"[{model.source.name}] labels now {effective}")
+
+    def apply_routing(self, r: routing_lib.Routing) -> None:
+        """Follow a routing file: load its versions, then move its labels and traffic shares."""
+        model = self.models.get(r.model)
+        if model is None:
+            raise ValueError(f"routing is for model {r.model!r}; this server serves "
+                             f"{sorted(self.models)}")
+        with self._lock:
+            model.source = dataclasses.replace(
+                model.source, policy=("specific", frozenset(r.versions)),
+                labels=tuple(sorted(r.labels.items())))
+            model.desired, model.fractions = dict(r.labels), dict(r.fractions)
+        self.log(f"[{r.model}] routing change {r.serial}: versions {sorted(r.versions)}, "
+                 f"labels {r.labels}, shares {r.fractions}")
+        self._settle(model)
+
+    def reload(self, sources: list[ModelSource]) -> None:
+        """HandleReloadConfigRequest: the new config replaces the old one (TF Serving: models
+        left out are unloaded); versions load on the next poll, labels move once loaded."""
+        names = [s.name for s in sources]
+        if len(set(names)) != len(names):
+            raise invalid("model names must be unique")
+        with self._lock:
+            for s in sources:
+                m = self.models.get(s.name)
+                if m is None:
+                    self.models[s.name] = Model(s)
+                else:
+                    m.source, m.desired = s, dict(s.labels)
+            for gone in set(self.models) - set(names):
+                del self.models[gone]
+        self.log(f"reloaded config: models {names}")
+        for m in list(self.models.values()):
+            self._settle(m)
+
+    def _watch_routing(self) -> None:
+        """Apply the routing file whenever its contents change (a bad file is logged, and the
+        last good routing stays in effect)."""
+        try:
+            with open(self.routing_file) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return
+        if text == self._routing_text:
+            return
+        self._routing_text = text
+        try:
+            self.apply_routing(routing_lib.parse(text, self.routing_file))
+        except ValueError as e:
+            self.log(f"routing file ignored: {e}")
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _present(self, model: Model) -> dict[int, str]:
@@ -158,7 +241,7 @@ class ModelManager:
         return found
 
     def poll_once(self) -> None:
-        for model in self.models.values():
+        for model in list(self.models.values()):  # a reload may replace the dict's entries
             self._poll_model(model)
 
     def _poll_model(self, model: Model) -> None:
@@ -174,10 +257,12 @@ class ModelManager:
             if v.state != "START" or v.retry_at > now:
                 continue
             self._load(model, v)
-        # Availability-preserving unload: lowest unwanted first, never the only available one.
+        self._settle(model)
+        # Availability-preserving unload: lowest unwanted first, never the only available one,
+        # never one a label still answers with.
         for number in sorted(model.versions):
             v = model.versions[number]
-            if number in wanted or v.state != AVAILABLE:
+            if number in wanted or v.state != AVAILABLE or number in model.labels.values():
                 if number not in present and v.state == "START":
                     with self._lock:  # a folder removed while it was waiting for a retry
                         del model.versions[number]
@@ -214,20 +299,33 @@ class ModelManager:
         self.log(f"[{name}] version {v.number} AVAILABLE (loaded and warmed up in "
                  f"{time.perf_counter() - started:.1f} s)")
 
+    def follow(self, routing_file: str) -> None:
+        """Follow a routing file (`fairway serve --registry`): applied now, then re-read on
+        its own fast loop, so a switch between loaded versions never waits for a load."""
+        self.routing_file = routing_file
+        self._watch_routing()
+
     def start(self) -> None:
-        def loop():
-            while not self._stop.wait(self.poll_seconds):
+        def loop(step: Callable[[], None], seconds: float, what: str):
+            while not self._stop.wait(seconds):
                 try:
-                    self.poll_once()
+                    step()
                 except Exception as e:  # a listing error must not kill the poller
-                    self.log(f"poll failed: {type(e).__name__}: {e}")
-        self._thread = threading.Thread(target=loop, name="model-poller", daemon=True)
-        self._thread.start()
+                    self.log(f"{what} failed: {type(e).__name__}: {e}")
+        self._threads = [threading.Thread(target=loop, args=(self.poll_once, self.poll_seconds,
+                                                             "poll"),
+                                          name="model-poller", daemon=True)]
+        if self.routing_file:
+            self._threads.append(threading.Thread(
+                target=loop, args=(self._watch_routing, ROUTING_POLL_SECONDS, "routing"),
+                name="routing-watcher", daemon=True))
+        for t in self._threads:
+            t.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join()
+        for t in self._threads:
+            t.join()
 
     def wait_until_available(self, timeout: float | None = None) -> None:
         """Polls until every model has an available version (TF Serving's startup rule)."""
@@ -254,9 +352,9 @@ class ModelManager:
         m = self.model(name)
         with self._lock:
             if label is not None:
-                if label not in m.labels:
+                version = m.labels.get(label, m.desired.get(label))  # desired: still loading
+                if version is None:
                     raise invalid(f"Unrecognized servable version label: {label}")
-                version = m.labels[label]
             if version is None:
                 available = m.available()
                 if not available:
@@ -267,24 +365,37 @@ class ModelManager:
                 raise not_found(f"Servable not found for request: Specific({name}, {version})")
             return v.servable
 
-    def route(self, name: str, version: int | None = None, label: str | None = None
-              ) -> tuple[Servable, Servable | None]:
+    def route(self, name: str, version: int | None = None, label: str | None = None,
+              request_id: str = "") -> tuple[Servable, Servable | None]:
         """(the version that answers, the shadow that gets a copy or None).
 
         Pinned requests (a version or label in the URL/ModelSpec) go where they say. Others go
-        to the `canary` label with probability canary_fraction, else `stable`, else the latest.
+        to `challenger` when the request id hashes below its share (sticky: an A/B arm), else
+        to `canary` with probability its share, else to `production` (or `stable`), else the
+        latest. The shares come from the routing file, or --canary-fraction.
         """
         if version is not None or label is not None:
             return self.servable(name, version, label), None
         m = self.model(name)
+        shares = m.fractions if m.fractions is not None else \
+            {routing_lib.CANARY: self.canary_fraction}
         primary = None
-        if self.canary_fraction and "canary" in m.labels \
-                and self._rng.random() < self.canary_fraction:
-            primary = self._try(name, "canary")
-        if primary is None and "stable" in m.labels:
-            primary = self._try(name, "stable")
+        challenger = shares.get(routing_lib.CHALLENGER, 0.0)
+        if challenger and routing_lib.CHALLENGER in m.labels and \
+                zlib.crc32(request_id.encode()) / 2**32 < challenger:
+            primary = self._try(name, routing_lib.CHALLENGER)
+        canary = shares.get(routing_lib.CANARY, 0.0)
+        if primary is None and canary and routing_lib.CANARY in m.labels \
+                and self._rng.random() < canary:
+            primary = self._try(name, routing_lib.CANARY)
+        for main in (routing_lib.PRODUCTION, "stable"):
+            if primary is None and main in m.labels:
+                primary = self._try(name, main)
         primary = primary or self.servable(name)
-        shadow = self._try(name, self.shadow_label) if self.shadow_label else None
+        shadow_label = self.shadow_label or (routing_lib.SHADOW if m.fractions is not None
+                                             else None)
+        shadow = self._try(name, shadow_label) if shadow_label and shadow_label in m.labels \
+            else None
         if shadow is not None and shadow.version == primary.version:
             shadow = None
         return primary, shadow
@@ -294,6 +405,15 @@ class ModelManager:
             return self.servable(name, label=label)
         except ServingError:
             return None  # an unavailable label falls back (availability first)
+
+    def routing_state(self) -> dict:
+        """GET /v1/routing: per model, the labels in effect, those asked for (a label whose
+        version is still loading differs), the traffic shares and the available versions."""
+        with self._lock:
+            return {name: {"labels": dict(m.labels), "desired": dict(m.desired),
+                           "fractions": m.fractions, "available": m.available(),
+                           "routing_file": self.routing_file}
+                    for name, m in self.models.items()}
 
     def status(self, name: str, version: int | None = None) -> list[Version]:
         m = self.models.get(name)

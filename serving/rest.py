@@ -12,9 +12,11 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, input_pb2, predict_pb2,
                                      prediction_log_pb2, regression_pb2)
+from tensorflow_serving.config import model_server_config_pb2
 
 from serving import json_codec, protos
 from serving.errors import ServingError, invalid
+from serving.manager import sources_from_proto
 from serving.service import REQUEST_ID_HEADER, Service, request_id
 from serving.telemetry import PROMETHEUS_PATH
 
@@ -43,6 +45,16 @@ def status_response(service: Service, name: str, version: int | None):
     return get_model_status_pb2.GetModelStatusResponse(
         model_version_status=[_version_status(v)
                               for v in service.manager.status(name, version)])
+
+
+def reload_config(service: Service, config) -> None:
+    """HandleReloadConfigRequest (gRPC) and POST /v1/config:reload (REST): a ModelServerConfig
+    replaces the served models' sources; a bad one changes nothing."""
+    try:
+        sources = sources_from_proto(config, "the reload request's config")
+    except ValueError as e:
+        raise invalid(str(e)) from None
+    service.manager.reload(sources)
 
 
 def predict_log(inputs, outputs, sig_name):
@@ -91,6 +103,17 @@ class RestApi:
                                   "(fairway serve --max-request-bytes)"))
 
     async def _v1(self, request: web.Request, path: str) -> web.Response:
+        if path.lower() == "/v1/config:reload" and request.method == "POST":
+            config = model_server_config_pb2.ModelServerConfig()
+            try:
+                json_format.Parse(await request.read(), config)
+            except json_format.ParseError as e:
+                raise invalid(f"POST /v1/config:reload: the body is not a ModelServerConfig "
+                              f"in JSON: {e}") from None
+            reload_config(self.service, config)
+            return self._json({})
+        if path.lower() == "/v1/routing" and request.method == "GET":
+            return self._json(self.service.manager.routing_state())
         if path.rstrip("/").lower() == "/v1/models":
             raise invalid("Missing model name in request.")
         m = _MODEL.fullmatch(path)

@@ -30,6 +30,7 @@ class Options:
     warmup: bool = True
     canary_fraction: float = 0.0
     shadow_label: str | None = None
+    routing_file: str | None = None  # follow the registry's routing file (serving/routing.py)
     request_log_dir: str | None = None
     log_sampling_rate: float = 0.0
     log_rotate_seconds: int = 3600  # a new request-log file every this many seconds
@@ -57,7 +58,7 @@ def build_service(sources: list[ModelSource], opts: Options) -> Service:
         if logs and opts.log_sampling_rate > 0 else None,
         shadow_log=RequestLogger(logs, "shadow", 1.0, metrics,
                                  rotate_seconds=opts.log_rotate_seconds)
-        if logs and opts.shadow_label else None)
+        if logs and (opts.shadow_label or opts.routing_file) else None)
 
 
 def _replay(servable) -> None:
@@ -72,6 +73,9 @@ def serve(sources: list[ModelSource], opts: Options) -> None:
     for s in sources:
         log(f"model {s.name!r}: base path {s.base_path}, policy {s.policy}"
             + (f", labels {dict(s.labels)}" if s.labels else ""))
+    if opts.routing_file:  # the registry's changes made while the server was down apply now
+        service.manager.follow(opts.routing_file)
+        log(f"following the routing file {opts.routing_file}")
     service.manager.wait_until_available(opts.startup_timeout)
     service.manager.start()
     try:

@@ -39,7 +39,7 @@ class Service:
         started = time.perf_counter()
         served = ""
         try:
-            primary, shadow = self.manager.route(name, version, label)
+            primary, shadow = self.manager.route(name, version, label, request_id)
             served = str(primary.version)
             result, build_log = fn(primary)
         except ServingError as e:
