@@ -240,6 +240,10 @@ def parser() -> argparse.ArgumentParser:
     data.add_argument("--inject-drift", action="store_true",
                       help="apply the config's [inject_drift] (shifted numbers, a new "
                            "category on a share of rows)")
+    from runners import feedback_cmd
+
+    feedback_cmd.add_data_flags(data)
+    feedback_cmd.add_label_queue_parser(sub, _add_config_args)
 
     from runners import release_cmd
 
@@ -438,6 +442,13 @@ def cmd_data(args) -> int:
     from data import acquire
 
     cfg = _config(args)
+    if args.from_logs:
+        from runners import feedback_cmd
+
+        return feedback_cmd.data_from_logs(cfg, args)
+    if args.labels:
+        raise config_lib.ConfigError("--labels goes with --from-logs (the labels of logged "
+                                     "requests)")
     data = acquire.prepare(cfg)
     if args.new_span:
         import pathlib
@@ -456,6 +467,12 @@ def cmd_release(args) -> int:
     from runners import release_cmd
 
     return release_cmd.run(_config(args), args)
+
+
+def cmd_label_queue(args) -> int:
+    from runners import feedback_cmd
+
+    return feedback_cmd.label_queue(_config(args), args)
 
 
 def cmd_init(args) -> int:
@@ -483,7 +500,7 @@ def main(argv=None) -> int:
         commands = {"run": cmd_run, "compile": cmd_compile, "compare": cmd_compare, "deploy": cmd_deploy,
                     "serve": cmd_serve, "predict": cmd_predict,
                     "monitor": cmd_monitor, "report": cmd_report, "status": cmd_status, "data": cmd_data,
-                    "init": cmd_init, "card": cmd_card,
+                    "init": cmd_init, "card": cmd_card, "label-queue": cmd_label_queue,
                     **dict.fromkeys(("models", "promote", "rollback", "unset", "approve",
                                      "history"), cmd_release)}
         return commands[args.command](args)
