@@ -215,6 +215,94 @@ def _card(raw: Mapping[str, Any], dataset: DatasetSpec, src: str) -> CardConfig:
     return CardConfig(intended_use=use.strip() or _default_intended_use(dataset), **values)
 
 
+MYSQL_PASSWORD_ENV = "FAIRWAY_MYSQL_PASSWORD"
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# MLMD creates the database on first connect (CREATE DATABASE IF NOT EXISTS, unquoted).
+_DB_NAME_RE = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class MySQLConfig:
+    """ML Metadata on a MySQL-compatible server (MySQL, MariaDB): the `[pipeline.mysql]` table.
+
+    The password is never in the config file: it is read when the store is opened, from the
+    file `password_file` (relative to the config file) or else from the environment variable
+    `password_env`; neither set means a user without a password."""
+
+    host: str
+    database: str
+    port: int = 3306
+    user: str = "root"
+    password_env: str = MYSQL_PASSWORD_ENV
+    password_file: pathlib.Path | None = None
+    src: str = dataclasses.field(default="<config>", compare=False)  # for error messages
+
+    def password(self) -> str:
+        """The password, read now (a rotated secret is picked up by the next connection)."""
+        if self.password_file is not None:
+            try:
+                # One trailing line end is the file's, not the password's.
+                return self.password_file.read_text().removesuffix("\n").removesuffix("\r")
+            except OSError as e:
+                raise ConfigError(f"{self.src}: field 'pipeline.mysql.password_file': cannot "
+                                  f"read {self.password_file}: {e.strerror}") from None
+        if self.password_env != MYSQL_PASSWORD_ENV and self.password_env not in os.environ:
+            raise ConfigError(f"{self.src}: field 'pipeline.mysql.password_env': the "
+                              f"environment variable {self.password_env} is not set")
+        return os.environ.get(self.password_env, "")
+
+    def describe(self) -> str:
+        """Where the store is, for messages (no secret)."""
+        return f"mysql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def _mysql(raw: Any, src: str, base: pathlib.Path) -> MySQLConfig | None:
+    if raw is None:
+        return None
+    field = "pipeline.mysql"
+    if not isinstance(raw, dict):
+        _fail(src, field, "a table with at least host and database", raw)
+    if "password" in raw:  # the value is not echoed: it is a secret
+        raise ConfigError(
+            f"{src}: field '{field}.password': a password in the config file is refused; set "
+            f"the environment variable {MYSQL_PASSWORD_ENV} (or the one named by "
+            f"{field}.password_env), or name a file holding it with {field}.password_file")
+    allowed = [f.name for f in dataclasses.fields(MySQLConfig) if f.name != "src"]
+    for key in raw:
+        if key not in allowed:
+            _fail(src, f"{field}.{key}", f"one of {sorted(allowed)}", key)
+    for key in ("host", "database"):
+        if key not in raw:
+            _fail(src, f"{field}.{key}", "a value (host and database are required)", None)
+    for key in ("host", "user"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
+            _fail(src, f"{field}.{key}", "a non-empty text", raw[key])
+    if not isinstance(raw["database"], str) or not _DB_NAME_RE.match(raw["database"]):
+        _fail(src, f"{field}.database", "a database name of letters, digits and '_'",
+              raw["database"])
+    port = raw.get("port", MySQLConfig.port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        _fail(src, f"{field}.port", "a whole number in [1, 65535]", port)
+    env = raw.get("password_env", MYSQL_PASSWORD_ENV)
+    if not isinstance(env, str) or not _ENV_NAME_RE.match(env):
+        _fail(src, f"{field}.password_env", "an environment variable name", env)
+    password_file = raw.get("password_file")
+    if password_file is not None:
+        if "password_env" in raw:
+            _fail(src, f"{field}.password_file", "either password_file or password_env, not "
+                  "both", password_file)
+        if not isinstance(password_file, str) or not password_file:
+            _fail(src, f"{field}.password_file", "a path (relative to the config file)",
+                  password_file)
+        password_file = (base / password_file).resolve()
+        if not password_file.is_file():
+            _fail(src, f"{field}.password_file", "an existing file holding the password",
+                  str(password_file))
+    return MySQLConfig(host=raw["host"].strip(), database=raw["database"], port=port,
+                       user=raw.get("user", MySQLConfig.user).strip(), password_env=env,
+                       password_file=password_file, src=src)
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     dataset: DatasetSpec
@@ -229,7 +317,7 @@ class PipelineConfig:
     sample: int | None = None  # rows per split; None runs the full data
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
-    mysql: Mapping[str, Any] | None = None  # host, port, database, user, password
+    mysql: MySQLConfig | None = None  # ML Metadata on MySQL/MariaDB; None: SQLite
 
     @property
     def pipeline_name(self) -> str:
@@ -513,10 +601,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     beam_args = pipe.get("beam_args", list(DEFAULT_BEAM_ARGS))
     if not isinstance(beam_args, list) or not all(isinstance(a, str) for a in beam_args):
         _fail(src, "pipeline.beam_args", "a list of strings", beam_args)
-    mysql = pipe.get("mysql")
-    if mysql is not None and (not isinstance(mysql, dict) or "host" not in mysql
-                              or "database" not in mysql):
-        _fail(src, "pipeline.mysql", "a table with at least host and database", mysql)
+    mysql = _mysql(pipe.get("mysql"), src, base)
     # Paths in the file are relative to the file (as csv_dir and schema); --output to the cwd.
     out = output_dir or (base / pipe["output_dir"] if pipe.get("output_dir")
                          else outputs_dir(dataset.name))

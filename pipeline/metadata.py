@@ -4,21 +4,28 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline.config import PipelineConfig
+from pipeline.errors import FairwayError
+
+
+class MetadataUnavailable(FairwayError):
+    """The MySQL/MariaDB metadata store cannot be opened (server down, credentials, rights)."""
+
 
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
 def connection_config(cfg: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
-    """Built here rather than with tfx's helpers: `fairway status` must not import all of TFX."""
+    """Built here rather than with tfx's helpers: `fairway status` must not import all of TFX.
+    On MySQL/MariaDB the password is read now (environment or file, never the config file)."""
     if cfg.mysql:
         m = cfg.mysql
         return metadata_store_pb2.ConnectionConfig(mysql=metadata_store_pb2.MySQLDatabaseConfig(
-            host=m["host"], port=int(m.get("port", 3306)), database=m["database"],
-            user=m.get("user", "root"), password=m.get("password", "")))
+            host=m.host, port=m.port, database=m.database, user=m.user, password=m.password()))
     return metadata_store_pb2.ConnectionConfig(sqlite=metadata_store_pb2.SqliteMetadataSourceConfig(
         filename_uri=str(cfg.metadata_path),
         connection_mode=metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE))
@@ -27,7 +34,15 @@ def connection_config(cfg: PipelineConfig) -> metadata_store_pb2.ConnectionConfi
 def store(cfg: PipelineConfig) -> metadata_store.MetadataStore:
     if not cfg.mysql and not cfg.metadata_path.exists():
         raise FileNotFoundError(f"{cfg.metadata_path}: no metadata store; run `fairway run` first")
-    return metadata_store.MetadataStore(connection_config(cfg))
+    try:
+        return metadata_store.MetadataStore(connection_config(cfg))
+    except (mlmd_errors.StatusError, RuntimeError) as e:
+        if not cfg.mysql:
+            raise
+        # Unreachable server, wrong password, no privilege: the user's to fix, no traceback.
+        # (MLMD 1.16 raises a bare RuntimeError "mysql_real_connect failed" for these.)
+        raise MetadataUnavailable(f"ML Metadata at {cfg.mysql.describe()} (from "
+                                  f"{cfg.mysql.src}): {e}") from None
 
 
 def _prop(artifact_or_exec, name: str) -> Any:

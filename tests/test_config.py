@@ -171,3 +171,71 @@ def test_card_table_defaults_from_the_dataset_and_checks_its_fields(write):
                        ("intended_use = 3", "card.intended_use"), ("bogus = 1", "card.bogus")):
         with pytest.raises(config.ConfigError, match=f"'{field}'"):
             config.load(write("bad.toml", user_toml(f"[card]\n{bad}")))
+
+
+MYSQL = '[pipeline.mysql]\nhost = "db.example"\ndatabase = "fairway_md"\n'
+
+
+def test_mysql_table_is_typed_and_the_password_comes_from_the_environment(write, tmp_path,
+                                                                          monkeypatch):
+    from pipeline import metadata
+
+    monkeypatch.delenv(config.MYSQL_PASSWORD_ENV, raising=False)
+    cfg = config.load(write("m.toml", user_toml(MYSQL)), output_dir=tmp_path / "elsewhere")
+    assert cfg.output_dir == (tmp_path / "elsewhere").resolve()  # --output still applies
+    assert cfg.mysql == config.MySQLConfig(host="db.example", database="fairway_md")
+    assert (cfg.mysql.port, cfg.mysql.user) == (3306, "root")
+    assert cfg.mysql.password() == ""  # default variable unset: a user without a password
+    monkeypatch.setenv(config.MYSQL_PASSWORD_ENV, "from-env")
+    conn = metadata.connection_config(cfg).mysql
+    assert (conn.host, conn.port, conn.database, conn.user, conn.password) == (
+        "db.example", 3306, "fairway_md", "root", "from-env")
+    assert "from-env" not in repr(cfg)  # read when the store is opened, never kept
+
+    named = config.load(write("n.toml", user_toml(
+        MYSQL + 'port = 3307\nuser = "ml"\npassword_env = "MY_DB_SECRET"\n')))
+    assert (named.mysql.port, named.mysql.user) == (3307, "ml")
+    with pytest.raises(config.ConfigError, match=r"n.toml.*'pipeline.mysql.password_env'.*"
+                                                 r"MY_DB_SECRET is not set"):
+        named.mysql.password()
+    monkeypatch.setenv("MY_DB_SECRET", "named")
+    assert metadata.connection_config(named).mysql.password == "named"
+
+
+def test_mysql_password_file_is_relative_to_the_config_file(write, tmp_path, monkeypatch):
+    monkeypatch.setenv(config.MYSQL_PASSWORD_ENV, "not this one")
+    write("cfg/secrets/db.txt", "from-file\n")
+    cfg = config.load(write("cfg/m.toml", user_toml(MYSQL + 'password_file = "secrets/db.txt"\n')))
+    assert cfg.mysql.password_file == (tmp_path / "cfg" / "secrets" / "db.txt").resolve()
+    assert cfg.mysql.password() == "from-file"  # the trailing newline is not part of it
+    cfg.mysql.password_file.unlink()
+    with pytest.raises(config.ConfigError, match=r"'pipeline.mysql.password_file'.*cannot read"):
+        cfg.mysql.password()
+
+
+def test_mysql_password_in_the_config_file_is_refused_without_echoing_it(write):
+    path = write("p.toml", user_toml(MYSQL + 'password = "hunter2"\n'))
+    with pytest.raises(config.ConfigError) as e:
+        config.load(path)
+    message = str(e.value)
+    assert str(path) in message and "'pipeline.mysql.password'" in message
+    assert config.MYSQL_PASSWORD_ENV in message and "password_file" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize("table, field", [
+    (MYSQL + 'port = "3306"', "pipeline.mysql.port"),
+    (MYSQL + "port = 70000", "pipeline.mysql.port"),
+    (MYSQL + 'user = ""', "pipeline.mysql.user"),
+    (MYSQL + 'password_env = "NOT A NAME"', "pipeline.mysql.password_env"),
+    (MYSQL + 'password_file = "missing.txt"', "pipeline.mysql.password_file"),
+    (MYSQL + 'password_file = "m.toml"\npassword_env = "X"', "pipeline.mysql.password_file"),
+    (MYSQL + "sslmode = 1", "pipeline.mysql.sslmode"),
+    ('[pipeline.mysql]\nhost = "h"\n', "pipeline.mysql.database"),
+    ('[pipeline.mysql]\ndatabase = "d"\n', "pipeline.mysql.host"),
+    ('[pipeline.mysql]\nhost = "h"\ndatabase = "no-dashes"\n', "pipeline.mysql.database"),
+    ('[pipeline]\nmysql = "mysql://h/d"\n', "pipeline.mysql"),
+])
+def test_mysql_fields_are_checked(write, table, field):
+    with pytest.raises(config.ConfigError, match=f"'{field}'"):
+        config.load(write("m.toml", user_toml(table + "\n")))
