@@ -42,7 +42,8 @@ class LabelError(FairwayError):
 
 
 def read_labels(path: str) -> dict[str, int]:
-    """request id -> 0/1 label from a CSV with the header `request_id,label`."""
+    """request id -> 0/1 label from a CSV with the header `request_id,label`; an empty label
+    is a request not labelled yet (a `fairway label-queue` file filled in part way)."""
     try:
         f = open(path, newline="", encoding="utf-8")
     except OSError as e:
@@ -55,6 +56,8 @@ def read_labels(path: str) -> dict[str, int]:
                              f"the server answered with), got {reader.fieldnames}")
         out = {}
         for i, row in enumerate(reader, 2):
+            if not (row["label"] or "").strip():
+                continue
             if row["label"] not in ("0", "1"):
                 raise LabelError(f"{path}:{i}: label {row['label']!r} is not 0 or 1")
             out[row["request_id"]] = int(row["label"])

@@ -68,10 +68,17 @@ def test_empty_malformed_and_missing_logs_are_clear_errors(tmp_path):
         requests.read(str(cut))
 
 
+def test_a_label_queue_filled_in_part_way_gives_the_filled_rows(tmp_path):
+    path = tmp_path / "queue.csv"
+    path.write_text("request_id,label,age\na,1,30\nb,,41\nc,0,50\n")
+    assert monitor.read_labels(str(path)) == {"a": 1, "c": 0}
+
+
 @pytest.mark.parametrize("text,message", [
     ("id,y\nx,1\n", "expected a CSV with the header 'request_id,label'"),
     ("request_id,label\nx,2\n", "labels.csv:2: label '2' is not 0 or 1"),
     ("request_id,label\n", "no labels"),
+    ("request_id,label\na,\nb, \n", "no labels"),  # a label queue not filled in yet
 ])
 def test_bad_label_files_name_the_file_and_row(tmp_path, text, message):
     path = tmp_path / "labels.csv"
