@@ -174,6 +174,19 @@ def _drift_injection(raw: Mapping[str, Any], dataset: DatasetSpec, src: str) -> 
 
 
 @dataclasses.dataclass(frozen=True)
+class ReleaseConfig:
+    """What happens to a version the Pusher pushed, and how `fairway rollout` steps a canary
+    (the `[release]` table)."""
+
+    # auto: production at once; canary: `candidate`, then a canary rollout; manual:
+    # `candidate`, waiting for `fairway approve VERSION --reason ...`.
+    push_policy: str = _knob("auto", choices=("auto", "canary", "manual"))
+    canary_steps: tuple[int, ...] = (5, 25, 50, 100)  # % of unpinned traffic per step
+    step_seconds: int = _knob(300, lo=1)  # the longest a step waits for its traffic
+    min_requests: int = _knob(200, lo=10)  # per arm and step, before a step is judged
+
+
+@dataclasses.dataclass(frozen=True)
 class CardConfig:
     """What `fairway card` says a pushed model is for; the `[card]` table, every field optional
     (the defaults are derived from the dataset: label, sensitive feature and groups)."""
@@ -314,6 +327,7 @@ class PipelineConfig:
     compare: CompareConfig = CompareConfig()
     inject_drift: DriftInjection = DriftInjection()
     card: CardConfig = CardConfig()
+    release: ReleaseConfig = ReleaseConfig()
     sample: int | None = None  # rows per split; None runs the full data
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     enable_cache: bool = True
@@ -567,7 +581,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     for table, values in (overrides or {}).items():
         raw.setdefault(table, {}).update(values)
     known = {"dataset", "training", "mindiff", "distillation", "evaluation", "compare",
-             "inject_drift", "pipeline", "card"}
+             "inject_drift", "pipeline", "card", "release"}
     for key in raw:
         if key not in known:
             _fail(src, key, f"one of the tables {sorted(known)}", key)
@@ -589,6 +603,11 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     compare = _section(raw.get("compare", {}), CompareConfig, "compare", src)
     inject_drift = _drift_injection(raw.get("inject_drift", {}), dataset, src)
     card = _card(raw.get("card", {}), dataset, src)
+    release = _section(raw.get("release", {}), ReleaseConfig, "release", src)
+    if release.canary_steps != tuple(sorted(set(release.canary_steps))) \
+            or release.canary_steps[-1] != 100:
+        _fail(src, "release.canary_steps", "rising percentages ending at 100, e.g. "
+              "[5, 25, 50, 100]", list(release.canary_steps))
     if (mindiff.weight > 0 or distillation.mindiff_weight > 0) and not dataset.groups:
         _fail(src, "dataset.groups", "two values of the sensitive feature (MinDiff is on)", [])
     pipe = raw.get("pipeline", {})
@@ -611,7 +630,7 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
     return PipelineConfig(
         dataset=dataset, output_dir=pathlib.Path(out).resolve(), training=training,
         mindiff=mindiff, distillation=distillation, evaluation=evaluation, compare=compare,
-        inject_drift=inject_drift, card=card, sample=sample,
+        inject_drift=inject_drift, card=card, release=release, sample=sample,
         beam_args=tuple(beam_args),
         enable_cache=enable_cache, mysql=mysql)
 

@@ -321,6 +321,10 @@ def cmd_run(args) -> int:
 
     if line := card_cmd.after_run(cfg):
         print(line)
+    from runners import release_cmd
+
+    if line := release_cmd.after_run(cfg):
+        print(line)
     return 0
 
 

@@ -148,3 +148,28 @@ def run(cfg: PipelineConfig, args) -> int:
         change = reg.approve(args.version, by=args.by, reason=args.reason)
     print(_said(change))
     return 0
+
+
+def after_run(cfg: PipelineConfig) -> str | None:
+    """The push policy, applied to the version the run just pushed (a cached Pusher pushed
+    nothing new: nothing to apply). Returns the line to print."""
+    from pipeline import metadata
+    from release import registry
+
+    # MLMD only (no TFMA, whose warnings would reach the console): did the last run push?
+    latest = metadata.latest_run(metadata.store(cfg), cfg.pipeline_name)
+    pushed = [int(v) for v, r in metadata.pushed_versions(cfg).items()
+              if latest is not None and r == latest.name]
+    reg = registry.Registry(cfg)
+    if not pushed or any(c.version == pushed[0] for c in reg.history()):
+        return None
+    version, policy = pushed[0], cfg.release.push_policy
+    change = reg.after_push(version, policy, run=latest.name)
+    if policy == "auto":
+        return f"version {version} is in production (push policy auto; `fairway rollback` " \
+               f"returns to {_ver(change.previous)})"
+    if policy == "manual":
+        return f"version {version} waits for approval (push policy manual): " \
+               f"`fairway approve {version} --reason ...`"
+    return f"version {version} is the candidate (push policy canary): `fairway rollout " \
+           f"{version}` steps it through {', '.join(f'{s}%' for s in cfg.release.canary_steps)}"

@@ -68,6 +68,10 @@ def test_data_dir_switches_a_preset_to_csv(tmp_path):
     ("groups = ['Female']", "", "dataset.groups"),
     ("groups = ['Male', 'Male']", "", "dataset.groups"),
     ("", "[mindiff]\nweight = 1.0", "dataset.groups"),  # MinDiff on, no groups
+    ("", "[release]\npush_policy = 'yolo'", "release.push_policy"),
+    ("", "[release]\ncanary_steps = [50, 25, 100]", "release.canary_steps"),
+    ("", "[release]\ncanary_steps = [5, 50]", "release.canary_steps"),  # never reaches 100 %
+    ("", "[release]\nmin_requests = 2", "release.min_requests"),
 ])
 def test_invalid_values_name_the_field(write, dataset_extra, extra, field):
     path = write("bad.toml", user_toml(extra, dataset_extra))

@@ -283,3 +283,28 @@ def test_deploy_writes_the_aliases_and_a_change_rewrites_it(three, cfg):
     assert parsed() == ("/models/census", [1, 2], {"production": 2})
     three.rollback()
     assert parsed() == ("/models/census", [1], {"production": 1})
+
+
+@pytest.mark.parametrize("policy, aliases, said", [
+    ("auto", {"production": 2}, "version 2 is in production (push policy auto; `fairway "
+                                "rollback` returns to 1)"),
+    ("manual", {"production": 1, "candidate": 2}, "`fairway approve 2 --reason ...`"),
+    ("canary", {"production": 1, "candidate": 2}, "`fairway rollout 2` steps it through 5%, "
+                                                  "25%, 50%, 100%"),
+])
+def test_the_push_policy_applies_once_to_the_version_a_run_pushed(cfg, policy, aliases, said):
+    import dataclasses
+
+    from runners import release_cmd
+
+    push(cfg, 1, run="run-1")
+    registry.Registry(cfg).promote(1, "production")
+    time.sleep(0.01)  # run-2 is the newer run context
+    push(cfg, 2, run="run-2")
+    cfg = dataclasses.replace(cfg, release=config.ReleaseConfig(push_policy=policy))
+    assert said in release_cmd.after_run(cfg)
+    assert registry.Registry(cfg).aliases() == aliases
+    assert release_cmd.after_run(cfg) is None  # a re-run whose Pusher was cached: nothing new
+    [change] = [c for c in registry.Registry(cfg).history() if c.action == "push"]
+    assert change.by == "fairway run" and change.reason == f"push policy {policy}: pushed by " \
+                                                          "run run-2"
