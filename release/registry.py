@@ -136,9 +136,12 @@ class Registry:
     def _pushed(self) -> dict[int, ModelVersion]:
         """Versions the Pusher pushed (PushedModel artifacts of this pipeline and model)."""
         s, out = self.store, {}
-        run_type = s.get_context_type("pipeline_run")
+        try:
+            run_type = s.get_context_type("pipeline_run")
+        except mlmd_errors.NotFoundError:  # no run recorded in this store yet
+            return out
         pipeline = s.get_context_by_type_and_name("pipeline", self.cfg.pipeline_name)
-        if run_type is None or pipeline is None:
+        if pipeline is None:
             return out
         ours: dict[int, bool] = {}  # run context id -> a run of this pipeline
 
