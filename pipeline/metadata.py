@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+from google.protobuf import text_encoding
 from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -19,13 +21,46 @@ class MetadataUnavailable(FairwayError):
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 
 
+class _RedactPassword(logging.Filter):
+    """Masks a password in log records: TFX's LocalDagRunner logs its connection config at
+    INFO ("Using connection config: mysql { ... password: ... }"), which the run log keeps."""
+
+    def __init__(self):
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def add(self, password: str) -> None:
+        # As given, and as protobuf text (str(proto): bytes escaped) or repr would write it.
+        self.secrets |= {password, text_encoding.CEscape(password, as_utf8=True),
+                         text_encoding.CEscape(password.encode(), as_utf8=False),
+                         repr(password)[1:-1]}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in sorted(self.secrets, key=len, reverse=True):
+                message = message.replace(secret, "<redacted>")
+            record.msg, record.args = message, None
+        return True
+
+
+_REDACT = _RedactPassword()
+
+
 def connection_config(cfg: PipelineConfig) -> metadata_store_pb2.ConnectionConfig:
     """Built here rather than with tfx's helpers: `fairway status` must not import all of TFX.
-    On MySQL/MariaDB the password is read now (environment or file, never the config file)."""
+    On MySQL/MariaDB the password is read now (environment or file, never the config file) and
+    masked in what absl (TFX) logs from then on."""
     if cfg.mysql:
         m = cfg.mysql
+        password = m.password()
+        if password:
+            _REDACT.add(password)
+            absl_logger = logging.getLogger("absl")
+            if _REDACT not in absl_logger.filters:
+                absl_logger.addFilter(_REDACT)
         return metadata_store_pb2.ConnectionConfig(mysql=metadata_store_pb2.MySQLDatabaseConfig(
-            host=m.host, port=m.port, database=m.database, user=m.user, password=m.password()))
+            host=m.host, port=m.port, database=m.database, user=m.user, password=password))
     return metadata_store_pb2.ConnectionConfig(sqlite=metadata_store_pb2.SqliteMetadataSourceConfig(
         filename_uri=str(cfg.metadata_path),
         connection_mode=metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE))
