@@ -223,7 +223,13 @@ class Rollout:
                     raise
                 time.sleep(0.5)
         if self.opts.labels and not shadow:
-            labels = monitor.read_labels(self.opts.labels)
+            try:
+                labels = monitor.read_labels(self.opts.labels)
+            except monitor.LabelError as e:
+                if not str(e).endswith(": no labels"):
+                    raise
+                labels = {}  # none arrived yet
+            # Labels of requests outside these logs (older ones, other servers) do not count.
             known = set(frame["_request_id"])
             frame = monitor.join_labels(frame, {k: v for k, v in labels.items() if k in known},
                                         self.opts.labels)
@@ -272,7 +278,8 @@ class Rollout:
             rows += analysis.prediction_checks(c, p, self.th, self.sensitive, self.groups)
         return rows
 
-    def _verdict(self, rows: list[Row], last: bool = True) -> tuple[str, list[str]]:
+    def _verdict(self, rows: list[Row]) -> tuple[str, list[str]]:
+        """fail on any failing check; insufficient when a traffic check lacked data."""
         failed = analysis.failures(rows)
         if failed:
             return FAIL, [r.reason for r in failed]
@@ -310,11 +317,14 @@ class Rollout:
         if verdict == INSUFFICIENT:
             reasons = [f"not enough traffic in {elapsed:.0f} s (timeout "
                        f"{self.opts.timeout:g} s): {status}"] + reasons
+        self._show(rows, "canary")
+        return Step(name, fraction, began, time.time(), rows, verdict, reasons)
+
+    def _show(self, rows: list[Row], arm: str) -> None:
         for r in rows:
-            self.log(f"    {r.verdict:12s} {r.check}: canary {_fmt(r.canary)}, production "
+            self.log(f"    {r.verdict:12s} {r.check}: {arm} {_fmt(r.canary)}, production "
                      f"{_fmt(r.production)} (n {r.n_canary}/{r.n_production}, p "
                      f"{analysis._p(r.p_value)}{', ' + r.statistic if r.statistic else ''})")
-        return Step(name, fraction, began, time.time(), rows, verdict, reasons)
 
     # -- strategies --------------------------------------------------------------------------
     def _production(self) -> int:
@@ -402,9 +412,7 @@ class Rollout:
                                        self.groups)
         verdict, reasons = self._verdict(rows)
         step = Step("shadow", None, began, time.time(), rows, verdict, reasons)
-        for r in rows:
-            self.log(f"    {r.verdict:12s} {r.check}: shadow {_fmt(r.canary)}, production "
-                     f"{_fmt(r.production)} (n {r.n_canary}, p {analysis._p(r.p_value)})")
+        self._show(rows, "shadow")
         why = reasons or ["every check passed (no promotion: shadow only compares)"]
         return self._result(prod, "completed", why, [step])
 
@@ -441,6 +449,7 @@ class Rollout:
                 rows.append(analysis.auc(b, a, self.th, alternative="two-sided",
                                          name="AUC (two-sided)"))
         verdict, reasons = self._verdict(rows)
+        self._show(rows, "challenger")
         step = Step("A/B", 0.5, began, time.time(), rows, verdict, reasons)
         winner = self._winner(rows)
         if self.opts.promote_winner and winner == v and verdict == PASS:

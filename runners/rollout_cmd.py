@@ -8,6 +8,9 @@ import sys
 from pipeline.config import PipelineConfig
 
 EXIT_OK, EXIT_ROLLED_BACK, EXIT_USAGE = 0, 1, 2
+# As release.rollout.STRATEGIES, not imported from there: building the parser stays light
+# (release.rollout loads pandas and TensorFlow).
+STRATEGIES = ("canary", "blue-green", "recreate", "shadow", "ab")
 
 
 def _seconds(text: str) -> float:
@@ -31,8 +34,6 @@ def _count(text: str) -> int:
 
 
 def add_rollout_parser(sub, add_config_args) -> argparse.ArgumentParser:
-    from release.rollout import STRATEGIES
-
     p = sub.add_parser(
         "rollout", help="roll a version out on a running `fairway serve --registry`: canary "
                         "steps with automated analysis (errors, latency, prediction shift "

@@ -238,6 +238,40 @@ class Load:
         conn.close()
 
 
+class Labels:
+    """Labels arriving while a rollout runs: every `every` seconds, `path` is rewritten with
+    request_id,label for each request `load` has sent (label_of(row index))."""
+
+    def __init__(self, load: Load, path: pathlib.Path, label_of: Callable[[int], int],
+                 every: float = 1.0):
+        self.load, self.path, self.label_of, self.every = load, path, label_of, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.write()
+
+    def write(self) -> None:
+        with self.load._lock:
+            sent = dict(self.load.sent)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["request_id", "label"])
+            w.writerows((rid, self.label_of(i)) for rid, i in sent.items())
+        tmp.replace(self.path)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.write()
+
+    def __enter__(self) -> "Labels":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _typed(row: dict, types: dict[str, str]) -> dict:
     """CSV strings as the signature's dtypes (empty: missing)."""
     out = {}
