@@ -12,6 +12,7 @@ No `from __future__ import annotations` here: TFX reads the type hints at decora
 import json
 
 from tfx import v1 as tfx
+from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
@@ -20,6 +21,10 @@ from pipeline import data_gate, serving_check
 from pipeline.data_gate import DataAnomaliesError, describe_anomalies  # noqa: F401
 from pipeline.serving_check import ServingCheckError  # noqa: F401
 
+# The custom properties the Evaluator sets on its ModelBlessing.
+_BLESSED = evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY
+_CURRENT_MODEL_ID = evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
+
 
 class LatestOrNone(tfx.dsl.experimental.ResolverStrategy):
     """The newest artifact of each channel, or none on a first run (TFX's LatestArtifactStrategy
@@ -27,6 +32,29 @@ class LatestOrNone(tfx.dsl.experimental.ResolverStrategy):
 
     def resolve_artifacts(self, store, input_dict):
         return {k: sorted(v, key=lambda a: a.id)[-1:] for k, v in input_dict.items()}
+
+
+class LatestBlessedOtherThanCandidate(tfx.dsl.experimental.ResolverStrategy):
+    """The Evaluator's baseline: the newest blessed `model` (and its newest blessing) that is not
+    the `candidate` this run evaluates, or none. TFX's LatestBlessedModelStrategy resolves the
+    candidate itself once it is blessed: a re-run with cached Trainers then gives the Evaluator
+    new inputs (baseline: none -> itself), so it re-evaluates, blesses, and the Pusher pushes
+    the same model again as a new version. Excluding the candidate keeps an unchanged re-run's
+    Evaluator, ServingCheck and Pusher cached; a retrained candidate still gets the previous
+    blessed model. Keys: `model` and `model_blessing` (every Model and ModelBlessing in the
+    pipeline) and `candidate` (the evaluated Trainer's output of this run, returned as is)."""
+
+    def resolve_artifacts(self, store, input_dict):
+        exclude = {a.id for a in input_dict["candidate"]}
+        blessings = {}  # model id -> its newest blessing that blessed it
+        for b in sorted(input_dict["model_blessing"], key=lambda a: a.id):
+            if b.get_int_custom_property(_BLESSED) == 1:
+                blessings[b.get_int_custom_property(_CURRENT_MODEL_ID)] = b
+        blessed = sorted((m for m in input_dict["model"]
+                          if m.id in blessings and m.id not in exclude), key=lambda a: a.id)
+        model = blessed[-1:]
+        return {"model": model, "model_blessing": [blessings[m.id] for m in model],
+                "candidate": list(input_dict["candidate"])}
 
 
 @component

@@ -9,7 +9,8 @@ from tfx import v1 as tfx
 from modules import features as F
 from pipeline import eval_config, metadata
 from pipeline import example_gen as example_gen_lib
-from pipeline.components import DataGate, LatestOrNone, ServingCheck
+from pipeline.components import (DataGate, LatestBlessedOtherThanCandidate, LatestOrNone,
+                                 ServingCheck)
 from pipeline.config import PipelineConfig
 from pipeline.inputs import Input  # runners/local.py still names it pipeline_lib.Input
 
@@ -88,10 +89,17 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
         trainers.append(trainer(RUN_FN, {**teacher_config, "mindiff": {
             **teacher_config["mindiff"], "weight": 0.0}}).with_id(BASELINE))
 
+    # The Evaluator's baseline: the latest blessed model other than this run's candidate, so an
+    # unchanged re-run (cached Trainers) gives the Evaluator the inputs it had: Evaluator,
+    # ServingCheck and Pusher stay cached and no new version is pushed. Vertex's resolvers know
+    # only TFX's built-in strategies: there the baseline may be the candidate itself.
+    candidate_channel = {} if kubeflow_v2 else {"candidate": candidate.outputs["model"]}
     baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        strategy_class=(tfx.dsl.experimental.LatestBlessedModelStrategy if kubeflow_v2
+                        else LatestBlessedOtherThanCandidate),
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        **candidate_channel,
     ).with_id("latest_blessed_model_resolver")
 
     evaluator = tfx.components.Evaluator(

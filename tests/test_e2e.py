@@ -532,14 +532,28 @@ def test_the_evaluator_gate_refuses_an_unfair_model_and_blesses_a_fair_one(censu
 
 
 def test_immediate_rerun_is_served_from_cache(census_in_place):
-    cfg, _ = census_in_place
+    """Nothing changed: every component is the first run's, the Evaluator too (its baseline is
+    the latest blessed model other than the candidate: none, as in the first run, although the
+    candidate is blessed now), so the Pusher pushes no new version of the same model."""
+    cfg, summary = census_in_place
+
+    def version_folders():  # the release registry keeps routing.json beside them
+        return [v for v in versions(cfg) if v.isdigit()]
+
+    served = version_folders()
     assert run(cfg.output_dir) == 0
-    rerun = states(metadata.run_summary(cfg))
+    again = metadata.run_summary(cfg)
+    rerun = states(again)
     for node in ("CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-                 "Transform", TEACHER, STUDENT):
+                 "Transform", TEACHER, STUDENT, "Evaluator", "ServingCheck", "Pusher"):
         assert rerun[node] == "CACHED", (node, rerun)
-    # The gate checks every run against the last accepted data, so it runs again (~1 s).
-    assert rerun["DataGate"] == "COMPLETE"
+    # The gate checks every run against the last accepted data, so it runs again (~1 s); the
+    # resolvers resolve every run (no executor). Nothing else executes.
+    assert rerun.pop("DataGate") == "COMPLETE"
+    resolvers = {"latest_blessed_model_resolver", "previous_statistics_resolver"}
+    assert {s for n, s in rerun.items() if n not in resolvers} == {"CACHED"}, rerun
+    assert version_folders() == served == [str(summary["pushed_version"])]
+    assert again["pushed_version"] == summary["pushed_version"]
 
 
 def _table(md: str, header: str) -> list[list[str]]:
