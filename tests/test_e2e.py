@@ -56,8 +56,10 @@ def states(summary) -> dict[str, str]:
 
 
 def versions(cfg) -> list[str]:
+    """The version folders (the registry's routing.json sits beside them)."""
     model_dir = cfg.serving_dir / cfg.model_name
-    return sorted(p.name for p in model_dir.iterdir()) if model_dir.exists() else []
+    return sorted(p.name for p in model_dir.iterdir() if p.name.isdigit()) \
+        if model_dir.exists() else []
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +114,14 @@ def test_every_node_completes_and_the_model_is_pushed(census):
     assert sorted(n["node"] for n in summary["nodes"]) == sorted(nodes)
     assert summary["blessed"] is True and summary["pushed"] is True, summary["blessing_failures"]
     assert versions(cfg) == [str(summary["pushed_version"])]
+    # The push policy (auto by default) made it production in the registry, and the routing
+    # file `fairway serve --registry` follows says so.
+    from release import registry
+    from serving import routing
+
+    assert registry.Registry(cfg).aliases() == {"production": int(summary["pushed_version"])}
+    assert routing.load(str(registry.routing_path(cfg))).labels == {
+        "production": int(summary["pushed_version"])}
 
 
 def test_auc_is_well_above_chance_overall_and_per_sex(census):
