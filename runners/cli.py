@@ -248,6 +248,9 @@ def parser() -> argparse.ArgumentParser:
     from runners import release_cmd
 
     release_cmd.add_parsers(sub, _add_config_args)
+    from runners import rollout_cmd
+
+    rollout_cmd.add_rollout_parser(sub, _add_config_args)
 
     init = sub.add_parser("init", help="write a config (TOML) and a curated schema for your own "
                                        "CSV data, decided from the data")
@@ -473,6 +476,12 @@ def cmd_release(args) -> int:
     return release_cmd.run(_config(args), args)
 
 
+def cmd_rollout(args) -> int:
+    from runners import rollout_cmd
+
+    return rollout_cmd.rollout(_config(args), args)
+
+
 def cmd_label_queue(args) -> int:
     from runners import feedback_cmd
 
@@ -505,6 +514,7 @@ def main(argv=None) -> int:
                     "serve": cmd_serve, "predict": cmd_predict,
                     "monitor": cmd_monitor, "report": cmd_report, "status": cmd_status, "data": cmd_data,
                     "init": cmd_init, "card": cmd_card, "label-queue": cmd_label_queue,
+                    "rollout": cmd_rollout,
                     **dict.fromkeys(("models", "promote", "rollback", "unset", "approve",
                                      "history"), cmd_release)}
         return commands[args.command](args)
