@@ -13,7 +13,7 @@ WORKER_LOCK := requirements/worker-lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run compare lint test test-fast bench bench-serving bench-runners bench-monitor lock env chromium clean print-python
+.PHONY: run compare lint test test-fast bench bench-serving bench-runners bench-monitor bench-release lock env chromium mariadb clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -44,13 +44,21 @@ chromium:
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q chromium; }
 
+# MariaDB (Debian package mariadb-server): the tests start a private server of their own for ML
+# Metadata on MySQL (tests/mariadb_support.py); its system service is not used.
+MARIADBD ?= $(firstword $(shell PATH="$$PATH:/usr/sbin:/usr/local/sbin" command -v mariadbd 2>/dev/null))
+mariadb:
+	@test -n "$(MARIADBD)" || { echo "installing mariadb-server (apt) for the ML Metadata on MySQL tests"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -q && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -q mariadb-server; }
+
 # ruff (errors only: syntax, undefined names, unused imports) and the import contract (the
 # layers and forbidden imports in pyproject.toml's [tool.importlinter]); both from the lock.
 lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
-test: env chromium
+test: env chromium mariadb
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: env
@@ -71,6 +79,11 @@ bench-serving: env
 # reference pipeline run (~30 min on 2 cores; ARGS="--quick" for a smoke run).
 bench-monitor: env
 	$(PY) -m benchmarks.monitor_bench $(ARGS)
+
+# Rollback latency under load: `fairway serve --registry` with client threads on 127.0.0.1 while
+# production is promoted and rolled back (needs `make run`; target <= 2 s, 0 failed requests).
+bench-release: env
+	$(PY) -m benchmarks.release_bench $(ARGS)
 
 # Regenerate the pinned, hashed locks (no index URLs are written): $(LOCK) is everything (the
 # base set, the driver CLI's and the tests' extras) for .venv; $(WORKER_LOCK) is the base set at

@@ -1,6 +1,8 @@
 import pathlib
 
 import pytest
+from e2e_support import census_config, census_run  # noqa: F401  (one trained run per session)
+from mariadb_support import mariadb  # noqa: F401  (the session's private MariaDB server)
 
 import runners  # noqa: F401  (the entry points' environment, set before any test imports TF)
 
