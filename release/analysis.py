@@ -69,6 +69,25 @@ def failures(rows: Iterable[Row]) -> list[Row]:
     return [r for r in rows if r.verdict == FAIL]
 
 
+def bonferroni(rows: list[Row], alpha: float) -> tuple[list[Row], float]:
+    """The rows judged at alpha / k, k the number of checks that were tested (Bonferroni): a
+    step runs several checks, and each at alpha would roll a good version back far more often
+    than alpha. Only failures can change (to pass); returns the rows and the per-check level."""
+    k = sum(r.p_value is not None for r in rows)
+    if k <= 1:
+        return rows, alpha
+    per = alpha / k
+    old, new = f"p < {alpha:g}", f"p < {per:.2g} (α {alpha:g} / {k} checks)"
+    out = []
+    for r in rows:
+        r = dataclasses.replace(r, threshold=r.threshold.replace(old, new),
+                                reason=r.reason.replace(old, new))
+        if r.verdict == FAIL and r.p_value is not None and r.p_value >= per:
+            r = dataclasses.replace(r, verdict=PASS, reason="")
+        out.append(r)
+    return out, per
+
+
 def _p(p: float | None) -> str:
     return "n/a" if p is None else f"{p:.2g}"
 

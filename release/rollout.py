@@ -3,10 +3,11 @@ analysis (progressive steps, rolled back on a failing check), blue-green, recrea
 A/B. Every change goes through the Registry, so ML Metadata records it with who and why; the
 server follows the routing file the registry rewrites.
 
-A canary step's evidence is the step's own traffic for the new version and everything
-production answered since the rollout began (production gets no traffic at a 100 % step):
-Prometheus counters scraped at the start and end (errors, latency) and the request logs
-(predicted probabilities, the sensitive feature, labels when they arrive).
+A canary step compares what the new version and production answered during the step (the
+same period for both: traffic changes over the day), or, at a 100 % step where production
+answers nothing, during the whole rollout so far: Prometheus counters scraped at the start and
+end (errors, latency) and the request logs (predicted probabilities, the sensitive feature,
+labels when they arrive).
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ DEFAULT_STEPS = (0.05, 0.25, 0.5, 1.0)
 GREEN = registry_lib.CANDIDATE  # blue-green loads the new version under this alias first
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 SHADOW_PATTERN = "shadow-*.tfrecord"
+# The alias each strategy sets for the time of the rollout only.
+TEMPORARY = {"canary": registry_lib.CANARY, "shadow": registry_lib.SHADOW,
+             "ab": registry_lib.CHALLENGER, "blue-green": GREEN}
 # Traffic checks a step cannot pass without (label checks are reported when labels exist).
 REQUIRED = ("error rate", "p99 latency", "prediction shift")
 
@@ -236,14 +240,18 @@ class Rollout:
         return frame
 
     # -- canary analysis ---------------------------------------------------------------------
-    def _counts(self, start: analysis.Scrape, step_start: analysis.Scrape, end: analysis.Scrape,
-                canary: int, production: int):
-        step, whole = end - step_start, end - start
-        return analysis.counts(step, canary), analysis.counts(whole, production), step, whole
+    def _window(self, start: analysis.Scrape, step_start: analysis.Scrape, began: float,
+                fraction: float | None) -> tuple[analysis.Scrape, float]:
+        """Where the step's evidence starts (a Prometheus scrape and a time): the step itself,
+        so both arms share the same period (traffic changes over the day); at a 100 % step,
+        where production answers nothing, the whole rollout so far for both arms."""
+        if fraction is not None and fraction >= 1.0:
+            return start, self.started
+        return step_start, began
 
-    def _arms(self, frame: pd.DataFrame, canary: int, production: int, since: float):
-        return (analysis.arm(frame, canary, since), analysis.arm(frame, production,
-                                                                 self.started))
+    @staticmethod
+    def _arms(frame: pd.DataFrame, canary: int, production: int, since: float):
+        return analysis.arm(frame, canary, since), analysis.arm(frame, production, since)
 
     def _ready(self, c_req: int, p_req: int, c_rows: pd.DataFrame, p_rows: pd.DataFrame
                ) -> tuple[bool, str]:
@@ -265,18 +273,17 @@ class Rollout:
                 parts.append(", ".join(sizes))
         return ok, "; ".join(parts)
 
-    def analyse(self, start: analysis.Scrape, step_start: analysis.Scrape,
-                end: analysis.Scrape, frame: pd.DataFrame, canary: int, production: int,
-                since: float) -> list[Row]:
-        (nc, _), (np_, _), step, whole = self._counts(start, step_start, end, canary, production)
-        rows = [analysis.error_rate(analysis.counts(step, canary),
-                                    analysis.counts(whole, production), self.th),
-                analysis.latency(step.latency.get(str(canary), {}),
-                                 whole.latency.get(str(production), {}), self.th)]
+    def analyse(self, base: analysis.Scrape, end: analysis.Scrape, frame: pd.DataFrame,
+                canary: int, production: int, since: float) -> list[Row]:
+        delta = end - base
+        rows = [analysis.error_rate(analysis.counts(delta, canary),
+                                    analysis.counts(delta, production), self.th),
+                analysis.latency(delta.latency.get(str(canary), {}),
+                                 delta.latency.get(str(production), {}), self.th)]
         if self.opts.logs:
             c, p = self._arms(frame, canary, production, since)
             rows += analysis.prediction_checks(c, p, self.th, self.sensitive, self.groups)
-        return rows
+        return analysis.bonferroni(rows, self.th.alpha)[0]
 
     def _verdict(self, rows: list[Row]) -> tuple[str, list[str]]:
         """fail on any failing check; insufficient when a traffic check lacked data."""
@@ -294,15 +301,15 @@ class Rollout:
         """Wait for the step's traffic (step_seconds at least, enough per arm, the timeout at
         most), then analyse it."""
         began = time.time()
-        step_start = self.server.metrics()
+        base, since = self._window(start, self.server.metrics(), began, fraction)
         t0, last = time.monotonic(), 0.0
         frame = pd.DataFrame()
         while True:
             end = self.server.metrics()
-            (c_req, _), (p_req, _), _, _ = self._counts(start, step_start, end, canary,
-                                                        production)
+            delta = end - base
+            c_req, p_req = (analysis.counts(delta, v)[0] for v in (canary, production))
             frame = self._frame()
-            c_rows, p_rows = self._arms(frame, canary, production, began)
+            c_rows, p_rows = self._arms(frame, canary, production, since)
             ready, status = self._ready(c_req, p_req, c_rows, p_rows)
             elapsed = time.monotonic() - t0
             if (ready and elapsed >= self.opts.step_seconds) or elapsed >= self.opts.timeout:
@@ -312,7 +319,7 @@ class Rollout:
                 last = time.monotonic()
             time.sleep(self.opts.poll_seconds)
         self.log(f"  [{name}] {elapsed:.0f} s: {status}; analysing")
-        rows = self.analyse(start, step_start, end, frame, canary, production, began)
+        rows = self.analyse(base, end, frame, canary, production, since)
         verdict, reasons = self._verdict(rows)
         if verdict == INSUFFICIENT:
             reasons = [f"not enough traffic in {elapsed:.0f} s (timeout "
@@ -410,6 +417,7 @@ class Rollout:
         production = analysis.arm(self._frame(), prod, began)
         rows += analysis.paired_checks(shadow, production, self.th, self.sensitive,
                                        self.groups)
+        rows, _ = analysis.bonferroni(rows, self.th.alpha)
         verdict, reasons = self._verdict(rows)
         step = Step("shadow", None, began, time.time(), rows, verdict, reasons)
         self._show(rows, "shadow")
@@ -448,10 +456,11 @@ class Rollout:
                 rows.append(analysis.accuracy(b, a, self.th))
                 rows.append(analysis.auc(b, a, self.th, alternative="two-sided",
                                          name="AUC (two-sided)"))
+        rows, alpha = analysis.bonferroni(rows, self.th.alpha)
         verdict, reasons = self._verdict(rows)
         self._show(rows, "challenger")
         step = Step("A/B", 0.5, began, time.time(), rows, verdict, reasons)
-        winner = self._winner(rows)
+        winner = self._winner(rows, alpha)
         if self.opts.promote_winner and winner == v and verdict == PASS:
             self._change(self.registry.promote, v, registry_lib.PRODUCTION,
                          force=self.opts.force, reason="A/B winner: " + self._why(rows))
@@ -465,13 +474,13 @@ class Rollout:
         return self._result(prod, "rolled back" if verdict == FAIL else "completed", why,
                             [step])
 
-    def _winner(self, rows: list[Row]) -> int | None:
-        """The challenger wins when its accuracy or AUC is significantly higher and neither
-        is significantly lower."""
+    def _winner(self, rows: list[Row], alpha: float) -> int | None:
+        """The challenger wins when its accuracy or AUC is significantly higher (at the
+        per-check level) and neither is significantly lower."""
         labelled = [r for r in rows if r.check in ("accuracy", "AUC (two-sided)")
                     and r.verdict != INSUFFICIENT]
-        better = [r for r in labelled if r.p_value < self.th.alpha and r.canary > r.production]
-        worse = [r for r in labelled if r.p_value < self.th.alpha and r.canary < r.production]
+        better = [r for r in labelled if r.p_value < alpha and r.canary > r.production]
+        worse = [r for r in labelled if r.p_value < alpha and r.canary < r.production]
         return self.opts.version if better and not worse else None
 
     def _why(self, rows: list[Row]) -> str:
@@ -483,7 +492,22 @@ class Rollout:
         fn = {"canary": self.canary, "blue-green": self.blue_green, "recreate": self.recreate,
               "shadow": self.shadow, "ab": self.ab}[self.opts.strategy]
         self.registry.version(self.opts.version)  # an unknown version fails before any change
-        result = fn()
+        alias = TEMPORARY.get(self.opts.strategy)
+        held = self.registry.aliases().get(alias) if alias else None
+        if held is not None and held != self.opts.version:
+            raise RolloutError(f"alias {alias!r} is held by version {held} (another rollout "
+                               "running, or one that was stopped?); remove it through the "
+                               "registry first")
+        try:
+            result = fn()
+        except BaseException as e:
+            # Stopped half way (Ctrl-C, the server gone, a version that never loads): the
+            # temporary alias goes, so no user keeps being answered by an unjudged version.
+            if alias and self.registry.aliases().get(alias) == self.opts.version:
+                why = f"rollout stopped: {type(e).__name__}: {e}"[:500]
+                self._remove(alias, why)
+                self.log(f"rollout: {alias!r} removed ({why})")
+            raise
         result.report = [str(p) for p in write_report(result, self._folder())]
         return result
 
@@ -515,6 +539,10 @@ def write_report(result: Result, folder: pathlib.Path) -> list[pathlib.Path]:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     base = folder / f"rollout-{result.version}-{stamp}"
+    n = 1
+    while base.with_suffix(".json").exists():  # two rollouts of a version in one second
+        n += 1
+        base = folder / f"rollout-{result.version}-{stamp}-{n}"
     doc = {"version": result.version, "production": result.production,
            "strategy": result.strategy, "decision": result.decision,
            "reasons": result.reasons, "steps": [s.as_dict() for s in result.steps],

@@ -170,7 +170,7 @@ def eval_rows(path: pathlib.Path, n: int, drop: Sequence[str] = ()) -> list[dict
 
 class Load:
     """Bounded load on 127.0.0.1: `threads` senders, each posting one row per request to the
-    REST :predict of `model` (an X-Request-Id per request, rows cycled) at most `rate`
+    REST :predict of `model` (an X-Request-Id per request, rows drawn at random) at most `rate`
     requests per second in all, until stop() or `seconds` have passed.
 
     `sent` maps request id -> row index; `failed` counts non-200 answers and connection errors
@@ -209,11 +209,12 @@ class Load:
     def _run(self, index: int, threads: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         period = threads / self.rate
-        i = index
+        rng = np.random.default_rng(index)  # users arrive in no particular order of rows
         next_at = time.monotonic()
         while not self._stop.is_set() and time.monotonic() - self._started < self.seconds:
             rid = f"load-{uuid.uuid4().hex[:12]}"
-            body = self.bodies[i % len(self.bodies)]
+            i = int(rng.integers(len(self.bodies)))
+            body = self.bodies[i]
             try:
                 conn.request("POST", f"/v1/models/{self.model}:predict", body=body,
                              headers={"Content-Type": "application/json", "X-Request-Id": rid})
@@ -225,14 +226,13 @@ class Load:
                 conn.close()
                 ok, what, version = False, f"{type(e).__name__}: {e}", None
             with self._lock:
-                self.sent[rid] = i % len(self.bodies)
+                self.sent[rid] = i
                 if not ok:
                     self.failed += 1
                     if len(self.errors) < 5:
                         self.errors.append(what)
                 if version:
                     self.versions[int(version)] = self.versions.get(int(version), 0) + 1
-            i += threads
             next_at += period
             self._stop.wait(max(0.0, next_at - time.monotonic()))
         conn.close()

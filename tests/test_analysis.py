@@ -189,6 +189,20 @@ def write_log(path, rows: pd.DataFrame) -> None:
             w.write(log.SerializeToString())
 
 
+def test_a_step_judges_its_checks_at_alpha_over_their_number():
+    rows = analysis.prediction_checks(frame(600, 2, 1, 2.0, "Female"), frame(2000, 1, 2), TH,
+                                      "sex", GROUPS)
+    borderline = analysis.Row("error rate", 0.05, 0.0, 200, 200, 0.005, "+1.0% and p < 0.01",
+                              FAIL, "error rate: ... fails at +1.0% and p < 0.01")
+    judged, per = analysis.bonferroni([borderline, *rows], TH.alpha)
+    assert per == pytest.approx(0.01 / 5)  # the Female/Male shifts, overall, gap, error rate
+    assert judged[0].verdict == PASS and judged[0].reason == ""
+    assert judged[0].threshold == "+1.0% and p < 0.002 (α 0.01 / 5 checks)"
+    female = by_check(judged)["prediction shift in sex=Female"]
+    assert female.verdict == FAIL and "p < 0.002" in female.threshold
+    assert analysis.bonferroni([borderline], TH.alpha) == ([borderline], TH.alpha)
+
+
 def test_checks_on_request_logs_read_back_from_disk(tmp_path):
     write_log(tmp_path / "requests-20261130T000000Z-1.tfrecord",
               pd.concat([frame(1500, 1, 2), frame(400, 2, 1, 2.0, "Female")]))
