@@ -396,10 +396,9 @@ class Rollout:
                                "production's: give the server's --request-log-dir as --logs")
         self.log(f"rollout: shadow: version {v} gets a copy of production's ({prod}) traffic "
                  f"for {self.opts.step_seconds:g} s")
-        start = self.server.metrics()
         self._promote(registry_lib.SHADOW, f"shadow for {self.opts.step_seconds:g} s")
         self._wait_serving(registry_lib.SHADOW)
-        began = time.time()
+        start, began = self.server.metrics(), time.time()  # both arms from here on
         t0, last = time.monotonic(), 0.0
         while time.monotonic() - t0 < self.opts.step_seconds:
             if time.monotonic() - last >= 5:
@@ -426,12 +425,11 @@ class Rollout:
 
     def ab(self) -> Result:
         v, prod = self.opts.version, self._production()
-        start = self.server.metrics()
         self.log(f"rollout: A/B: version {v} as 'challenger' on half the request ids "
                  f"(sticky), production {prod}")
         self._promote(registry_lib.CHALLENGER, "A/B test", fraction=0.5)
         self._wait_serving(registry_lib.CHALLENGER)
-        began = time.time()
+        start, began = self.server.metrics(), time.time()  # both arms from here on
         t0, last = time.monotonic(), 0.0
         while True:
             elapsed = time.monotonic() - t0
