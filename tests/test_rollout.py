@@ -3,19 +3,16 @@ bounded load on 127.0.0.1, and versions built from the pushed model: a good one 
 uniform shift, as a retrain gives) promoted through every canary step with no failed request,
 a +2-logit-for-one-group one and an erroring one rolled back with the failing check named.
 
-Select with `-m e2e`. The trained run is made once per module (as tests/test_e2e.py does);
-FAIRWAY_TEST_TRAINED_RUN=DIR uses a copy of an output folder trained the same way instead.
+Select with `-m e2e`. The trained run is the session's (tests/e2e_support.py), copied.
 """
 import argparse
 import json
-import os
-import shutil
 import time
 
+import e2e_support
 import pytest
 import release_support as support
 
-from pipeline import config
 from release import registry as registry_lib
 from release import rollout as rollout_lib
 from release.rollout import STRATEGIES, Server
@@ -24,7 +21,6 @@ from runners.serve_process import serve
 from serving import client
 
 pytestmark = pytest.mark.e2e
-SAMPLE, STEPS = "2000", "200"
 RATE = 50  # requests per second of bounded load, on loopback
 MIN = "100"  # --min-requests: per arm (half of it per group of the sensitive feature)
 # Short steps keep the file quick: each lasts a few seconds plus the time to gather its traffic.
@@ -32,18 +28,10 @@ FAST = ["--step-seconds", "3", "--step-timeout", "60", "--min-requests", MIN]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    text = (config.PRESETS_DIR / "census.toml").read_text()
-    assert "max_fpr_gap = 0.05" in text  # loosened as tests/test_e2e.py does
-    path = tmp_path_factory.mktemp("config") / "census.toml"
-    path.write_text(text.replace("max_fpr_gap = 0.05", "max_fpr_gap = 0.2"))
+def trained(census_config, census_run, tmp_path_factory):
+    """A copy of the session's trained run (e2e_support): rollouts write to its registry."""
     out = tmp_path_factory.mktemp("rollout") / "run"
-    if os.environ.get("FAIRWAY_TEST_TRAINED_RUN"):
-        shutil.copytree(os.environ["FAIRWAY_TEST_TRAINED_RUN"], out)
-    else:
-        assert cli.main(["run", "--config", str(path), "--sample", SAMPLE, "--train-steps",
-                         STEPS, "--output", str(out)]) == 0
-    return path, config.load(path, output_dir=out)
+    return census_config, e2e_support.copy_run(census_run, census_config, out)
 
 
 @pytest.fixture(scope="module")
