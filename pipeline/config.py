@@ -182,7 +182,8 @@ class ReleaseConfig:
     # `candidate`, waiting for `fairway approve VERSION --reason ...`.
     push_policy: str = _knob("auto", choices=("auto", "canary", "manual"))
     canary_steps: tuple[int, ...] = (5, 25, 50, 100)  # % of unpinned traffic per step
-    step_seconds: int = _knob(300, lo=1)  # the longest a step waits for its traffic
+    step_seconds: int = _knob(60, lo=1)  # each step lasts at least this long
+    step_timeout: int = _knob(300, lo=1)  # a step still short of traffic then is rolled back
     min_requests: int = _knob(200, lo=10)  # per arm and step, before a step is judged
 
 

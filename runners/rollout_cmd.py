@@ -46,17 +46,19 @@ def add_rollout_parser(sub, add_config_args) -> argparse.ArgumentParser:
                         "blue-green: load next to production, then switch; recreate: switch "
                         "directly; shadow: copies of production's traffic, compared, no "
                         "promotion; ab: half the request ids (sticky), compared once labelled")
-    p.add_argument("--steps", default="5,25,50,100", metavar="PCTS",
-                   help="canary traffic shares in percent, ending at 100 (default 5,25,50,100)")
-    p.add_argument("--step-seconds", type=_seconds, default=60.0, metavar="S",
+    p.add_argument("--steps", metavar="PCTS",
+                   help="canary traffic shares in percent, ending at 100 (default: the "
+                        "config's [release] canary_steps, 5,25,50,100)")
+    p.add_argument("--step-seconds", type=_seconds, metavar="S",
                    help="each step lasts at least S seconds (shadow/ab: the comparison's "
-                        "length); default 60")
+                        "length); default: [release] step_seconds, 60")
     p.add_argument("--step-timeout", type=_seconds, metavar="S",
                    help="a step without enough traffic after S seconds is rolled back "
-                        "(default 5 x --step-seconds, at least 60)")
-    p.add_argument("--min-requests", type=_count, default=100, metavar="N",
+                        "(default: [release] step_timeout, 300)")
+    p.add_argument("--min-requests", type=_count, metavar="N",
                    help="requests (and logged rows) per arm before a step is judged; half "
-                        "as many per group of the sensitive feature (default 100)")
+                        "as many per group of the sensitive feature (default: [release] "
+                        "min_requests, 200)")
     p.add_argument("--labels", metavar="CSV",
                    help="labels that arrived: request_id,label (0/1); adds AUC and the FPR "
                         "gap per arm (ab: accuracy and AUC)")
@@ -80,12 +82,15 @@ def rollout(cfg: PipelineConfig, args) -> int:
     from pipeline.errors import FairwayError
     from release import rollout as rollout_lib
 
+    rel = cfg.release  # the config's defaults for what the flags leave out
     # Mistakes in what was asked (steps, folders, an unknown version) change nothing: exit 2.
     try:
         opts = rollout_lib.Options(
             version=args.version, strategy=args.strategy, steps=rollout_lib.parse_steps(
-                args.steps), step_seconds=args.step_seconds, step_timeout=args.step_timeout,
-            min_requests=args.min_requests, labels=args.labels, server=args.server,
+                args.steps or ",".join(map(str, rel.canary_steps))),
+            step_seconds=args.step_seconds or float(rel.step_seconds),
+            step_timeout=args.step_timeout or float(rel.step_timeout),
+            min_requests=args.min_requests or rel.min_requests, labels=args.labels, server=args.server,
             logs=args.logs, to=args.to, force=args.force, promote_winner=args.promote_winner,
             by=args.by)
         runner = rollout_lib.Rollout(cfg, opts)
