@@ -166,8 +166,8 @@ def after_run(cfg: PipelineConfig) -> str | None:
     version, policy = pushed[0], cfg.release.push_policy
     change = reg.after_push(version, policy, run=latest.name)
     if policy == "auto":
-        return f"version {version} is in production (push policy auto; `fairway rollback` " \
-               f"returns to {_ver(change.previous)})"
+        back = f"; `fairway rollback` returns to {change.previous}" if change.previous else ""
+        return f"version {version} is in production (push policy auto{back})"
     if policy == "manual":
         return f"version {version} waits for approval (push policy manual): " \
                f"`fairway approve {version} --reason ...`"
