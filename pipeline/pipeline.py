@@ -64,7 +64,9 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
     # the exported Transform graph still loads as a TF2 Keras layer for serving.
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-        preprocessing_fn=PREPROCESSING_FN, custom_config=custom_config, force_tf_compat_v1=True)
+        preprocessing_fn=PREPROCESSING_FN, force_tf_compat_v1=True,
+        # Features only: a training knob (e.g. --train-steps) must not re-run Transform.
+        custom_config={"features": custom_config["features"]})
     transform.add_upstream_node(data_gate)  # no training on data with anomalies
 
     def trainer(run_fn: str, config: dict, **inputs) -> tfx.components.Trainer:

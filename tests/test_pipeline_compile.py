@@ -234,3 +234,16 @@ def test_the_baseline_is_a_blessed_model_with_its_newest_blessing():
     assert baseline(3) == ([4], [14])
     assert baseline(2, model_ids=(2, 1)) == ([1], [12])
     assert baseline(1, model_ids=(1,)) == ([], [])
+
+
+def test_a_training_knob_changes_the_trainers_not_transform(tmp_path):
+    """TFX's cache keys on a node's parameters: --train-steps must re-run only the Trainers."""
+    def params(steps):
+        cfg = config.preset("census", output_dir=tmp_path,
+                            overrides={"training": {"train_steps": steps}})
+        nodes = compile_nodes(cfg, tmp_path)
+        return {n: str(nodes[n].parameters) for n in ("Transform", TEACHER, STUDENT)}
+
+    a, b = params(100), params(250)
+    assert a["Transform"] == b["Transform"]
+    assert a[TEACHER] != b[TEACHER] and a[STUDENT] != b[STUDENT]
