@@ -151,20 +151,25 @@ def run(cfg: PipelineConfig, args) -> int:
 
 
 def after_run(cfg: PipelineConfig) -> str | None:
-    """The push policy, applied to the version the run just pushed (a cached Pusher pushed
-    nothing new: nothing to apply). Returns the line to print."""
-    from pipeline import metadata
+    """The push policy, applied to the version the run just pushed: the newest version pushed
+    into this output's serving folder that the registry has not seen (a cached re-run pushed
+    nothing new; another run sharing the store pushes into its own folder). Returns the line
+    to print, or None."""
     from release import registry
 
-    # MLMD only (no TFMA, whose warnings would reach the console): did the last run push?
-    latest = metadata.latest_run(metadata.store(cfg), cfg.pipeline_name)
-    pushed = [int(v) for v, r in metadata.pushed_versions(cfg).items()
-              if latest is not None and r == latest.name]
     reg = registry.Registry(cfg)
-    if not pushed or any(c.version == pushed[0] for c in reg.history()):
+    seen = {c.version for c in reg.history()}
+    new = [v for v in reg.versions() if v.blessed and v.exists and v.number not in seen]
+    if not new:
         return None
-    version, policy = pushed[0], cfg.release.push_policy
-    change = reg.after_push(version, policy, run=latest.name)
+    version, policy = new[-1].number, cfg.release.push_policy
+    for attempt in range(3):  # another run's push (one store) may win a race: apply again
+        try:
+            change = reg.after_push(version, policy, run=new[-1].run)
+            break
+        except registry.ConflictError:
+            if attempt == 2:
+                raise
     if policy == "auto":
         back = f"; `fairway rollback` returns to {change.previous}" if change.previous else ""
         return f"version {version} is in production (push policy auto{back})"
