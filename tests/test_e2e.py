@@ -536,7 +536,7 @@ def test_the_evaluator_gate_refuses_an_unfair_model_and_blesses_a_fair_one(censu
     assert not any(f.startswith("auc") for f in failures), failures  # unfair, not inaccurate
 
 
-def test_immediate_rerun_is_served_from_cache(census_in_place):
+def test_immediate_rerun_is_served_from_cache(census_in_place, capsys):
     """Nothing changed: every component is the first run's, the Evaluator too (its baseline is
     the latest blessed model other than the candidate: none, as in the first run, although the
     candidate is blessed now), so the Pusher pushes no new version of the same model."""
@@ -546,7 +546,17 @@ def test_immediate_rerun_is_served_from_cache(census_in_place):
         return [v for v in versions(cfg) if v.isdigit()]
 
     served = version_folders()
+    # The first run wrote the card of the version it pushed; the re-run pushes nothing, so it
+    # writes no card: that one stays as the pushing run wrote it.
+    card = cfg.command_dir("cards") / f"{summary['pushed_version']}.json"
+    assert json.loads(card.read_text())["model_details"]["lineage"]["run_id"] == summary["run_id"]
+    cards = {p.name: p.stat().st_mtime_ns for p in card.parent.iterdir()}
+    capsys.readouterr()
     assert run(cfg.output_dir) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in card.parent.iterdir()} == cards
+    printed = capsys.readouterr().out  # the status still prints; no card line, no policy line
+    assert f"Pushed: version {summary['pushed_version']}" in printed, printed
+    assert "Model card:" not in printed and "push policy" not in printed, printed
     again = metadata.run_summary(cfg)
     rerun = states(again)
     for node in ("CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
