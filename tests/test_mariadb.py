@@ -3,8 +3,8 @@ started for the session. The pipeline runs with its store there, the password co
 environment (a user with a password is created to prove it); two runs share one store at the
 same time; `fairway status` and the monitor's history read it back.
 
-Three pipeline runs in all (one alone, two at once), a few minutes on 2 cores; the other tests
-here only open the store."""
+Two pipeline runs, at once, a few minutes on 2 cores; the other tests here only open the
+store."""
 import json
 import os
 import pathlib
@@ -19,7 +19,7 @@ from pipeline import config, metadata
 from runners import cli
 
 pytestmark = pytest.mark.e2e
-SAMPLE, STEPS = "2000", "200"
+SAMPLE = "1000"  # the gates are loosened: the store is under test, not the model
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # A quote, a space and a non-ASCII letter: passed through intact. TOKEN finds it in files
 # however it was escaped (protobuf text, repr).
@@ -137,34 +137,6 @@ def test_monitor_history_is_kept_on_mariadb(mariadb, tmp_path, monkeypatch):
 
 # --- the pipeline (minutes) ----------------------------------------------------------------
 
-def test_pipeline_runs_with_its_metadata_on_mariadb(mariadb, tmp_path, monkeypatch, capsys):
-    db = mariadb.database("fw_e2e", user="fairway", password=PASSWORD)
-    path, out = census_config(tmp_path, db), tmp_path / "out"
-    monkeypatch.setenv(config.MYSQL_PASSWORD_ENV, PASSWORD)
-    assert cli.main(["run", "--config", str(path), "--sample", SAMPLE, "--train-steps", STEPS,
-                     "--output", str(out)]) == 0
-    capsys.readouterr()
-    cfg = config.load(path, output_dir=out)
-    assert not cfg.metadata_path.exists()  # nothing went to SQLite
-    summary = metadata.run_summary(cfg)
-    assert set(states(summary).values()) == {"COMPLETE"}, states(summary)
-    assert summary["blessed"] is True and summary["pushed"] is True, summary["blessing_failures"]
-    assert versions(cfg) == [str(summary["pushed_version"])]
-    # The run's executions, one per node, are rows of the server's database.
-    run = metadata.node_executions(metadata.store(cfg), summary["run_id"])
-    assert len(run) == len(summary["nodes"])
-    rows = set(mariadb.sql("SELECT id FROM Execution", "fw_e2e").split())
-    assert {str(e.id) for e in run.values()} <= rows
-
-    assert cli.main(["status", "--config", str(path), "--output", str(out), "--json"]) == 0
-    status = json.loads(capsys.readouterr().out)
-    assert status["run_id"] == summary["run_id"] and status["pushed"] is True
-    assert status["pushed_version"] == summary["pushed_version"]
-    # The password reached MLMD only: not the logs, the artifacts or the pipeline's files.
-    assert files_with_the_password(out) == []
-    assert "<redacted>" in "".join(p.read_text() for p in cfg.logs_dir.glob("run-*.log"))
-
-
 class Run:
     """A `fairway run` in its own process (`python -m runners.cli`), console in a file."""
 
@@ -188,25 +160,56 @@ class Run:
         assert rc == 0, f"run {self.out.name} failed:\n{self.console.read_text()[-4000:]}"
 
 
-def test_two_runs_share_one_store_at_the_same_time(mariadb, tmp_path, monkeypatch):
-    """Two `fairway run` processes, their own --output folders, one MySQL database. The gates
-    are loosened (min AUC, AUC drop vs the last blessed model, which may be the other run's):
-    both models must be pushed whichever finishes first."""
+def _churn(cfg, stop, changes: list) -> None:
+    """Registry changes on the shared store while the runs write to it: a hand-placed version
+    goes in and out of `shadow` (it answers nobody, so it needs no blessing)."""
+    from release import registry
+
+    while not stop.is_set():
+        reg = registry.Registry(cfg)
+        try:
+            changes.append(reg.promote(1, "shadow", by="churn", reason="concurrency test"))
+            changes.append(reg.remove("shadow", by="churn", reason="concurrency test"))
+        except registry.ConflictError as e:  # allowed; the store must stay consistent
+            changes.append(e)
+        stop.wait(0.5)  # a steady stream of changes, not a flood
+
+
+def test_two_runs_and_registry_changes_share_one_store_at_the_same_time(mariadb, tmp_path,
+                                                                         monkeypatch, capsys):
+    """The pipeline and the registry on MariaDB: two `fairway run` processes (their own
+    --output folders, one MySQL database, the password from the environment) while this
+    process changes an alias in the same registry. The gates are loosened (min AUC, AUC drop
+    vs the last blessed model, which may be the other run's): both models must be pushed
+    whichever finishes first."""
+    import threading
+
+    import serving_support
+
     db = mariadb.database("fw_shared", user="fairway", password=PASSWORD)
-    path = census_config(tmp_path, db, evaluation={"min_auc": 0.5, "max_auc_drop": 1.0})
-    outs = {"a": (tmp_path / "a", STEPS), "b": (tmp_path / "b", "50")}
+    path = census_config(tmp_path, db, evaluation={"min_auc": 0.5, "max_auc_drop": 1.0,
+                                                  "max_fpr_gap": 1.0})
+    outs = {"a": (tmp_path / "a", "60"), "b": (tmp_path / "b", "30")}
+    monkeypatch.setenv(config.MYSQL_PASSWORD_ENV, PASSWORD)  # this process reads the store too
+    churn_cfg = config.load(path, output_dir=tmp_path / "c")
+    serving_support.toy_model(_mkdir(churn_cfg.model_base_dir) / "1")
+    stop, changes = threading.Event(), []
     started = [Run(path, out, steps, PASSWORD) for out, steps in outs.values()]
+    churn = threading.Thread(target=_churn, args=(churn_cfg, stop, changes))
+    churn.start()
     try:
         for run in started:
             run.finish()
     finally:
+        stop.set()
+        churn.join()
         for run in started:  # a failed first run does not leave the second one running
             if run.proc.poll() is None:
                 run.proc.kill()
                 run.proc.wait()
 
-    monkeypatch.setenv(config.MYSQL_PASSWORD_ENV, PASSWORD)  # this process reads the store too
     cfgs = {name: config.load(path, output_dir=out) for name, (out, _) in outs.items()}
+    assert all(not c.metadata_path.exists() for c in cfgs.values())  # nothing went to SQLite
     s = metadata.store(cfgs["a"])
     assert [c.name for c in s.get_contexts_by_type("pipeline")] == ["fairway-census"]
     runs = [c.name for c in s.get_contexts_by_type("pipeline_run")]
@@ -216,14 +219,22 @@ def test_two_runs_share_one_store_at_the_same_time(mariadb, tmp_path, monkeypatc
         assert set(states(summary).values()) == {"COMPLETE"}, (r, states(summary))
         assert summary["pushed"] is True, (r, summary["blessing_failures"])
     assert len({frozenset(states(x)) for x in summaries.values()}) == 1  # the same nodes
-    # Each run has one execution per node, and no execution in the store failed or was left
-    # running after a conflict.
+    # Each run has one execution per node, they are rows of the server's database, and no
+    # pipeline execution failed or was left running after a conflict.
+    rows = set(mariadb.sql("SELECT id FROM Execution", "fw_shared").split())
     for r, summary in summaries.items():
-        assert len(metadata.node_executions(s, r)) == len(summary["nodes"]), r
-    assert {e.last_known_state for e in s.get_executions()} == {mlmd.Execution.COMPLETE}
+        run = metadata.node_executions(s, r)
+        assert len(run) == len(summary["nodes"]), r
+        assert {str(e.id) for e in run.values()} <= rows
+        assert {e.last_known_state for e in run.values()} == {mlmd.Execution.COMPLETE}
     assert len(s.get_artifacts_by_type("PushedModel")) == 2
 
-    # Each run wrote only under its own --output and pushed its model there.
+    # Each run wrote only under its own --output and pushed its model there; the push policy
+    # (auto) registered both, whichever order they finished in.
+    from release import registry
+
+    reg = registry.Registry(cfgs["a"])
+    pushes = [c for c in reg.history() if c.action == "push"]
     for name, cfg in cfgs.items():
         inside = str(cfg.output_dir) + os.sep
         [run] = [r for r, x in summaries.items() if all(
@@ -231,5 +242,27 @@ def test_two_runs_share_one_store_at_the_same_time(mariadb, tmp_path, monkeypatc
         [version] = versions(cfg)
         assert str(summaries[run]["pushed_version"]) == version, name
         assert summaries[run]["pushed_to"].startswith(str(cfg.model_base_dir)), name
+        assert int(version) in {c.version for c in pushes}, (name, pushes)
         assert files_with_the_password(cfg.output_dir) == []
         assert TOKEN not in (tmp_path / f"{name}.console").read_text()
+        assert "<redacted>" in "".join(p.read_text() for p in cfg.logs_dir.glob("run-*.log"))
+    # The registry's trail stayed consistent under the races: one change per sequence number
+    # of each alias, the shadow toggled as often as its changes that won.
+    history = reg.history()
+    for alias in {c.alias for c in history}:
+        seqs = [c.seq for c in history if c.alias == alias]
+        assert seqs == list(range(1, len(seqs) + 1)), (alias, seqs)
+    won = [c for c in changes if not isinstance(c, Exception)]
+    assert len(won) == len([c for c in history if c.alias == "shadow"]) > 0
+
+    # `fairway status` reads a run back from MariaDB.
+    capsys.readouterr()
+    assert cli.main(["status", "--config", str(path), "--output", str(outs["a"][0]),
+                     "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["run_id"] in runs and status["pushed"] is True
+
+
+def _mkdir(p: pathlib.Path) -> pathlib.Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p

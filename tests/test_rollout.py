@@ -120,8 +120,8 @@ def test_a_good_version_is_promoted_through_every_step_without_a_failed_request(
     assert history[-2].reason.startswith("canary passed 3 steps")
 
 
-@pytest.mark.parametrize("kind, check", [("group", "prediction shift in sex=Female"),
-                                         ("errors", "error rate")])
+# The +2-logits-for-one-group version is rolled back in tests/test_release_day.py (step 3).
+@pytest.mark.parametrize("kind, check", [("errors", "error rate")])
 def test_a_bad_version_is_rolled_back_naming_the_failing_check(deployment, kind, check):
     d, version = deployment, deployment["versions"][kind]
     production = aliases(d)["production"]
