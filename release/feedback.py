@@ -80,18 +80,6 @@ def read_traffic(location: str, log: Log = print) -> pd.DataFrame:
     return frame
 
 
-def read_labels(path: str) -> dict[str, int]:
-    """monitoring's labels (request_id,label with 0/1), with a hint for a queue file whose
-    label column was left empty on some rows."""
-    try:
-        return monitor.read_labels(path)
-    except monitor.LabelError as e:
-        if "label '' is not 0 or 1" in str(e):
-            raise FeedbackError(f"{e}: fill in 0 or 1, or delete the rows you have not "
-                                "labelled") from None
-        raise
-
-
 # ---------------------------------------------------------------------------------------------
 # The training schema, row by row
 
@@ -224,7 +212,7 @@ def write_span(cfg: PipelineConfig, logs: str, labels_path: str, dest: str | os.
     schema = load_schema(cfg)
     frame = read_traffic(logs, log)
     read = frame.attrs["read"]
-    labels = read_labels(labels_path)
+    labels = monitor.read_labels(labels_path)  # an empty label: not labelled yet
     frame = monitor.join_labels(frame, labels, labels_path)
     labelled = frame[frame["_label"].notna()]
     log(f"labelled: {len(labelled):,} of {len(frame):,} requests ({labels_path}: "
@@ -320,7 +308,7 @@ def label_queue(cfg: PipelineConfig, logs: str, labels_path: str | None, n: int 
     schema = load_schema(cfg)
     frame = read_traffic(logs, log)
     if labels_path:
-        frame = monitor.join_labels(frame, read_labels(labels_path), labels_path)
+        frame = monitor.join_labels(frame, monitor.read_labels(labels_path), labels_path)
         done = frame["_label"].notna()
         log(f"already labelled: {int(done.sum()):,} (left out)")
         frame = frame[~done]
