@@ -216,10 +216,11 @@ def predict_version(server, model="census") -> int:
         return int(r.headers["X-Model-Version"])
 
 
-def wait(cond, timeout=60.0):
+def wait(cond, server, timeout=120.0):
+    """A hang guard, not a timing assertion (the latency is `make bench-release`'s)."""
     deadline = time.monotonic() + timeout
     while not cond():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out; the server said:\n{server.output()}"
         time.sleep(0.05)
 
 
@@ -230,18 +231,18 @@ def test_serve_registry_follows_promotions_and_rollbacks_live(three, cfg, tmp_pa
     with support.serve(tmp_path, "--output", str(cfg.output_dir), "--registry",
                        "--request-log-dir", str(tmp_path / "logs"),
                        "--log-sampling-rate", "1") as server:
-        wait(lambda: routed(server)["labels"] == {"production": 2, "shadow": 3})
+        wait(lambda: routed(server)["labels"] == {"production": 2, "shadow": 3}, server)
         assert predict_version(server) == 2
         started = time.monotonic()
         three.rollback(reason="drill")
-        wait(lambda: predict_version(server) == 1, timeout=10)
+        wait(lambda: predict_version(server) == 1, server)
         latency = time.monotonic() - started
         assert routed(server)["labels"]["production"] == 1
         # The canary takes its share of unpinned traffic.
         three.promote(3, "canary", fraction=1.0)
-        wait(lambda: predict_version(server) == 3, timeout=10)
+        wait(lambda: predict_version(server) == 3, server)
         three.remove("canary")
-        wait(lambda: predict_version(server) == 1, timeout=10)
+        wait(lambda: predict_version(server) == 1, server)
     print(f"rollback reached traffic in {latency:.2f} s")
     # The shadow's copies were logged.
     assert list((tmp_path / "logs").glob("shadow-*"))
@@ -251,11 +252,11 @@ def test_a_change_made_while_the_server_is_down_applies_on_start(three, cfg, tmp
     three.promote(1, "production")
     registry.routing_path(cfg).unlink()  # lost too: the server rebuilds it from MLMD
     with support.serve(tmp_path, "--output", str(cfg.output_dir), "--registry") as server:
-        assert predict_version(server) == 1
+        assert predict_version(server) == 1, server.output()
     three.promote(3, "production", reason="while down")
     registry.routing_path(cfg).unlink()
     with support.serve(tmp_path, "--output", str(cfg.output_dir), "--registry") as server:
-        assert predict_version(server) == 3
+        assert predict_version(server) == 3, server.output()
 
 
 def test_serve_registry_refuses_flags_it_would_ignore(cfg, capsys):
