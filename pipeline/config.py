@@ -141,6 +141,12 @@ class CompareConfig:
     min_gap_cut: float = _knob(0.5, lo=0.0, hi=1.0)  # share of the baseline's FPR gap removed
     min_student_auc: float = _knob(0.0, lo=0.0, hi=1.0)
     min_speedup: float = _knob(3.0, lo=0.0)  # student vs teacher, batch-1 latency
+    # Over `--seeds N`, each against the same seed's baseline: one seed hides how much of
+    # MinDiff's cut the pushed student keeps. Judged on the mean, except the worst-seed bound.
+    min_student_gap_cut: float = _knob(0.5, lo=0.0, hi=1.0)  # student's FPR-gap cut
+    min_worst_student_gap_cut: float = _knob(0.4, lo=0.0, hi=1.0)  # ... on the worst seed
+    max_student_auc_drop: float = _knob(0.01, lo=0.0, hi=1.0)  # baseline AUC - student AUC
+    min_kept_reduction: float = _knob(0.9, lo=0.0)  # student's cut / teacher's cut
 
 
 @dataclasses.dataclass(frozen=True)

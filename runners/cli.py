@@ -35,6 +35,16 @@ def _positive(text: str) -> int:
     return value
 
 
+MAX_SEEDS = 20  # `compare --seeds`: each seed is a pipeline run (~3 min on census, 2 cores)
+
+
+def _seeds(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_SEEDS} seeds, got {value}")
+    return value
+
+
 def _writer(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     """A command that reads a run (config args) and writes files (--to)."""
     p = sub.add_parser(name, help=help_text)
@@ -99,6 +109,12 @@ def parser() -> argparse.ArgumentParser:
                          help="use a fixed random sample of N rows per split")
     compare.add_argument("--train-steps", type=_positive, metavar="N",
                          help="override training steps")
+    compare.add_argument("--seeds", type=_seeds, default=1, metavar="N",
+                         help=f"train and score with training.seed = 1..N (at most {MAX_SEEDS}) "
+                              "in <output>/compare/seeds, away from your own store and serving "
+                              "folder; report mean, min, max and a 95 %% interval per value and "
+                              "judge the targets on the mean and the worst seed (default 1: one "
+                              "run, in the output folder)")
 
     _writer(sub, "deploy", "write TF Serving deployment files (models.config with stable/"
                            "canary labels, batching, monitoring, docker-compose, Kubernetes) for "
@@ -347,12 +363,15 @@ def cmd_compare(args) -> int:
     cfg = _run_config(args)
     if not cfg.dataset.groups or not cfg.distillation.enabled:
         raise config_lib.ConfigError("compare needs dataset.groups and distillation.enabled")
-    seconds = local.run(cfg, with_baseline=True)
-    print(f"\nPipeline (with BaselineTrainer) finished in {seconds:.1f}s; comparing ...",
-          flush=True)
-    result = compare.measure(cfg, metadata.run_summary(cfg))
+    if args.seeds > 1:
+        result = compare.measure_seeds(cfg, args.seeds)
+    else:
+        seconds = local.run(cfg, with_baseline=True)
+        print(f"\nPipeline (with BaselineTrainer) finished in {seconds:.1f}s; comparing ...",
+              flush=True)
+        result = compare.measure(cfg, metadata.run_summary(cfg))
     paths = compare.write(result, cfg.command_dir("compare"))
-    print("\n" + compare.markdown(result))
+    print("\n" + compare.render(result))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
