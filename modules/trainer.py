@@ -65,7 +65,7 @@ class _Job:
                                    name=name, indicators=self.f.indicators)
 
     def remediate(self, model: tf.keras.Model, train: tf.data.Dataset, weight: float,
-                  labelled=lambda ds: ds):
+                  labelled=lambda ds: ds, kernel: str | None = None):
         """(model to fit, its training data): MinDiff-wrapped when weight > 0.
 
         `labelled` maps the MinDiff group data the way `train` was mapped (same label shape).
@@ -87,9 +87,10 @@ class _Job:
             groups.append(labelled(mindiff.group_dataset(self.train.unbatch(), sensitive,
                                                          group_id, md["label"],
                                                          md["batch_size"])))
-        absl.logging.info("MinDiff: %s vs %s on %s = %d, %s kernel, weight %.3g",
-                          *md["groups"], self.f.label, md["label"], md["kernel"], weight)
-        return (mindiff.wrap(model, weight, md["kernel"]),
+        kernel = kernel or md["kernel"]
+        absl.logging.info("MinDiff: %s vs %s on %s = %d, %s loss, weight %.3g",
+                          *md["groups"], self.f.label, md["label"], kernel, weight)
+        return (mindiff.wrap(model, weight, kernel, md["threshold"]),
                 mindiff.pack(train, groups[0], groups[1]))
 
     def group_ids(self) -> list[int]:
@@ -150,7 +151,8 @@ def student_run_fn(fn_args: tfx.components.FnArgs) -> None:
     train = distillation.with_teacher(job.train, teacher)
     evaluation = distillation.with_teacher(job.evaluation, teacher)
     fit_model, train = job.remediate(student, train, d["mindiff_weight"],
-                                     labelled=lambda ds: distillation.with_teacher(ds, teacher))
+                                     labelled=lambda ds: distillation.with_teacher(ds, teacher),
+                                     kernel=d.get("mindiff_kernel"))
     job.fit(fit_model, train, evaluation,
             distillation.DistillationLoss(d["alpha"], d["temperature"]))
     job.export(student)

@@ -98,13 +98,18 @@ class TrainingConfig:
     seed: int = _knob(42, lo=0)
 
 
+# MMD with either kernel matches the groups' whole score distributions; "rate_gap" pulls only
+# their decision rates at evaluation.decision_threshold together (modules.mindiff.LOSSES).
+MINDIFF_LOSSES = ("gaussian", "laplacian", "rate_gap")
+
+
 @dataclasses.dataclass(frozen=True)
 class MinDiffConfig:
     """MinDiff remediation: an MMD penalty between the model's scores on the two groups of
     dataset.groups, computed on examples with one label (0: targets the false-positive gap)."""
 
     weight: float = _knob(0.0, lo=0.0, hi=100.0)  # 0 turns MinDiff off
-    kernel: str = _knob("gaussian", choices=("gaussian", "laplacian"))
+    kernel: str = _knob("gaussian", choices=MINDIFF_LOSSES)
     label: int = _knob(0, lo=0, hi=1)
     batch_size: int = 128  # MinDiff examples per group and step
 
@@ -119,6 +124,7 @@ class DistillationConfig:
     alpha: float = _knob(0.2, lo=0.0, hi=1.0)  # weight of the hard-label loss
     temperature: float = _knob(2.0, lo=0.05, hi=100.0)
     mindiff_weight: float = _knob(0.0, lo=0.0, hi=100.0)  # MinDiff on the student as well
+    mindiff_kernel: str = _knob("gaussian", choices=MINDIFF_LOSSES)  # the student's MinDiff loss
     max_param_ratio: float = _knob(0.1, lo=0.0, hi=1.0)  # student params / teacher params
 
 

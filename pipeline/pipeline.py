@@ -36,8 +36,9 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
     custom_config = {"features": features(cfg).to_config(),
                      "training": dataclasses.asdict(cfg.training)}
     # Each Trainer gets only its own knobs, so tuning the student keeps the teacher cached.
-    teacher_config = {**custom_config, "mindiff": {**dataclasses.asdict(cfg.mindiff),
-                                                   "groups": list(cfg.dataset.groups)}}
+    teacher_config = {**custom_config, "mindiff": {
+        **dataclasses.asdict(cfg.mindiff), "groups": list(cfg.dataset.groups),
+        "threshold": cfg.evaluation.decision_threshold}}  # where the rate_gap loss decides
 
     example_gen = example_gen_lib.component(str(data.base), data.presplit, cfg.dataset.label,
                                             dict(cfg.dataset.label_map), cfg.dataset.floats)

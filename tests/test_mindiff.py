@@ -73,7 +73,7 @@ def _leaky(n: int, seed: int):
     return {F.xf("x"): x, SEX: sex}, y
 
 
-def _fpr_gap(weight: float, seed: int = 1, steps: int = 200) -> float:
+def _fpr_gap(weight: float, seed: int = 1, steps: int = 200, kernel: str = "gaussian") -> float:
     tf.keras.utils.set_random_seed(seed)
     x, y = _leaky(2048, seed)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -81,7 +81,7 @@ def _fpr_gap(weight: float, seed: int = 1, steps: int = 200) -> float:
                           mindiff.group_dataset(ds, SEX, 1, 0, 32),
                           mindiff.group_dataset(ds, SEX, 0, 0, 32))
     base = model_lib.build_mlp(["x"], {"sex": 2}, hidden_units=[8])
-    model = mindiff.wrap(base, weight)
+    model = mindiff.wrap(base, weight, kernel)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="binary_crossentropy")
     model.fit(packed, steps_per_epoch=steps, epochs=1, verbose=0)
     x, y = _leaky(8000, 12345)  # held out
@@ -103,3 +103,20 @@ def test_mindiff_cuts_the_fpr_gap_on_a_fixed_dataset():
 def test_bad_settings_name_the_field(weight, kernel, field):
     with pytest.raises(ValueError, match=f"mindiff {field}"):
         mindiff.wrap(model_lib.build_mlp(["age"], {}, [2]), weight, kernel)
+
+
+def test_the_rate_gap_loss_is_the_gap_between_smoothed_decision_rates():
+    loss = mindiff.RateGapLoss(threshold=0.5, smoothness=0.01)
+    membership = tf.constant([[1.0], [1.0], [0.0], [0.0]])
+    # group 1 decides positive for one of two, group 0 for none: a rate gap of 1/2
+    predictions = tf.constant([[0.9], [0.1], [0.2], [0.3]])
+    assert float(loss(membership, predictions)) == pytest.approx(0.5, abs=1e-3)
+    assert float(loss(membership, tf.constant([[0.9], [0.1], [0.8], [0.2]]))) == \
+        pytest.approx(0.0, abs=1e-3)
+    # the decision threshold is where it counts: at 0.95 neither group decides positive
+    assert float(mindiff.RateGapLoss(0.95, 0.01)(membership, predictions)) < 0.01
+
+
+def test_the_rate_gap_loss_cuts_the_fpr_gap_at_the_threshold():
+    off, on = _fpr_gap(0.0), _fpr_gap(1.0, kernel="rate_gap")
+    assert abs(on) <= 0.5 * off, f"the rate-gap loss cut the FPR gap from {off:.3f} to {on:.3f}"
