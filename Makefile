@@ -13,7 +13,7 @@ WORKER_LOCK := requirements/worker-lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run compare lint test test-fast bench bench-serving bench-runners bench-monitor bench-release lock env chromium mariadb clean print-python
+.PHONY: run compare lint test test-fast bench bench-serving bench-runners bench-monitor bench-release bench-fairness lock env chromium mariadb clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -84,6 +84,11 @@ bench-monitor: env
 # production is promoted and rolled back (needs `make run`; target <= 2 s, 0 failed requests).
 bench-release: env
 	$(PY) -m benchmarks.release_bench $(ARGS)
+
+# FPR gap and AUC of Fairway's baseline / MinDiff teacher / student vs Fairlearn (own venv:
+# ThresholdOptimizer, ExponentiatedGradient) on the same splits (~10 min; ARGS="--seeds 3").
+bench-fairness: env
+	$(PY) -m benchmarks.fairness_bench $(ARGS)
 
 # Regenerate the pinned, hashed locks (no index URLs are written): $(LOCK) is everything (the
 # base set, the driver CLI's and the tests' extras) for .venv; $(WORKER_LOCK) is the base set at
