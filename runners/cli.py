@@ -242,6 +242,22 @@ def parser() -> argparse.ArgumentParser:
                            "statistics train vs eval, schema, anomalies, evaluation, error "
                            "analysis) plus an index of all reports")
 
+    stats = sub.add_parser("stats", help="the statistics view (Facets Overview's tables, "
+                                         "offline HTML) of splits, runs, CSVs, spans or "
+                                         "request logs, side by side")
+    _add_config_args(stats)
+    stats.add_argument("source", nargs="?", metavar="A",
+                       help="train | eval (the latest run's split), SPLIT@RUN_ID, RUN_ID, a "
+                            "CSV file or span folder, logs:DIR, or a FeatureStats.pb "
+                            "(default: train --compare eval)")
+    stats.add_argument("--compare", nargs="+", metavar="B", help="more sources, overlaid")
+    stats.add_argument("--window", type=_positive, metavar="N",
+                       help="logs:DIR sources: the last N requests")
+    stats.add_argument("--sort", choices=("name", "distance", "missing", "nonuniformity"),
+                       help="initial order (default: distance with two or more sources)")
+    stats.add_argument("--to", metavar="PATH", help="a .html file or a folder (default: "
+                                                    "<output>/stats)")
+
     status = sub.add_parser("status", help="the latest run as recorded in ML Metadata")
     _add_config_args(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
@@ -457,6 +473,14 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_stats(args) -> int:
+    from runners import stats_cmd
+
+    print(stats_cmd.run(_config(args), args.source, args.compare, args.to, args.window,
+                        args.sort))
+    return 0
+
+
 def cmd_status(args) -> int:
     from runners import report
 
@@ -531,7 +555,7 @@ def main(argv=None) -> int:
     try:
         commands = {"run": cmd_run, "compile": cmd_compile, "compare": cmd_compare, "deploy": cmd_deploy,
                     "serve": cmd_serve, "predict": cmd_predict,
-                    "monitor": cmd_monitor, "report": cmd_report, "status": cmd_status, "data": cmd_data,
+                    "monitor": cmd_monitor, "report": cmd_report, "stats": cmd_stats, "status": cmd_status, "data": cmd_data,
                     "init": cmd_init, "card": cmd_card, "label-queue": cmd_label_queue,
                     "rollout": cmd_rollout,
                     **dict.fromkeys(("models", "promote", "rollback", "unset", "approve",

@@ -413,7 +413,7 @@ def _row(i: int, row: dict[str, Any], numbers: str) -> str:
 STYLE = """.fw-stats{font:13px system-ui,sans-serif;color:#222}
 .fw-stats table{border-collapse:collapse}.fw-stats td,.fw-stats th{padding:2px 6px;
 text-align:left;vertical-align:top}.fw-stats tr.feature>td{border-bottom:1px solid #ddd;
-padding:6px}.fw-stats th{background:#f4f4f4}.fw-stats .nums td{text-align:right}
+padding:6px}.fw-stats th{background:#f4f4f4}.fw-stats .nums td{text-align:right}.fw-stats .nums td:first-child{white-space:nowrap;text-align:left}
 .fw-stats .swatch{display:inline-block;width:10px;height:10px;margin-right:4px}
 .fw-stats .anomaly{color:#b00;max-width:260px}.fw-stats tr.has-anomaly>td.fname{
 border-left:3px solid #b00}.fw-stats .controls{margin:.5em 0;position:sticky;top:0;
