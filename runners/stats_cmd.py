@@ -24,6 +24,9 @@ from pipeline.config import PipelineConfig
 from pipeline.errors import FairwayError
 
 RUN_NODES = ("StatisticsGen", "ExampleStatistics")
+# pipeline.example_gen.UNMAPPED_LABEL: a label cell outside label_map (the schema's 0..1 domain
+# reports it). Importing that module loads TFX (measured: ~20 s without cached bytecode).
+UNMAPPED_LABEL = -1
 
 
 class StatsError(FairwayError):
@@ -92,7 +95,6 @@ def _frame(cfg: PipelineConfig, spec: str, path: pathlib.Path, schema):
 
     from data import csvfile
     from data.acquire import DataError
-    from pipeline.example_gen import UNMAPPED_LABEL
 
     try:
         scan = csvfile.scan(path)
@@ -151,14 +153,14 @@ def _logs_source(cfg: PipelineConfig, spec: str, location: str, window: int | No
 def _pb_source(spec: str, path: pathlib.Path) -> Source:
     import tensorflow_data_validation as tfdv
 
+    expected = "a DatasetFeatureStatisticsList of one dataset (as StatisticsGen writes " \
+        "FeatureStats.pb)"
     try:
         stats = tfdv.load_stats_binary(str(path))
-    except Exception as err:  # a DecodeError, or an empty list
-        raise StatsError(f"{spec!r}: not a DatasetFeatureStatisticsList (as StatisticsGen "
-                         f"writes FeatureStats.pb): {type(err).__name__}") from None
+    except Exception as err:  # a DecodeError
+        raise StatsError(f"{spec!r}: expected {expected}: {type(err).__name__}") from None
     if len(stats.datasets) != 1:
-        raise StatsError(f"{spec!r}: expected the statistics of one dataset, found "
-                         f"{len(stats.datasets)}")
+        raise StatsError(f"{spec!r}: expected {expected}, found {len(stats.datasets)} datasets")
     name = path.parent.name if path.name == "FeatureStats.pb" else path.name
     return Source(name, stats)
 
