@@ -3,7 +3,9 @@
 Sections: lineage (MLMD), data (TFDV statistics train vs eval), schema, anomalies, evaluation
 (per-slice metrics, fairness by group), error analysis (eval examples sorted by loss, error per
 group), global feature importance (mean |attribution| overall and per group). TFDV's own Facets HTML loads its code from the internet through HTML imports, which
-current Chromium no longer supports, so the statistics are rendered here from the same protos.
+current Chromium no longer supports, so the statistics, schema and anomalies are the statistics
+view's tables (views.stats, static here); its interactive page (charts, sorting, filter) is
+written beside the report as stats/<run>.html.
 """
 from __future__ import annotations
 
@@ -45,67 +47,18 @@ def _svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 22
     return "".join(parts)
 
 
-def _feature_stats(stats_uri: str, splits: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for split in splits:
-        if not os.path.exists(artifacts.stats_path(stats_uri, split)):
-            continue
-        for f in artifacts.load_stats(stats_uri, split).datasets[0].features:
-            out.setdefault(".".join(f.path.step), {})[split] = f
-    return out
-
-
-def _stats_rows(features: dict[str, dict[str, Any]]) -> str:
-    rows = []
-    for name, by_split in sorted(features.items()):
-        cells, chart = [], ""
-        first = next(iter(by_split.values()))
-        if first.HasField("num_stats"):
-            for split, f in by_split.items():
-                s, c = f.num_stats, f.num_stats.common_stats
-                total = c.num_non_missing + c.num_missing
-                cells.append(f"<b>{split}</b>: n={c.num_non_missing}, missing "
-                             f"{c.num_missing / max(total, 1):.1%}, mean {s.mean:.4g}, std "
-                             f"{s.std_dev:.4g}, min {s.min:.4g}, max {s.max:.4g}")
-            hist = {split: f.num_stats.histograms[0] for split, f in by_split.items()
-                    if f.num_stats.histograms}
-            if hist:
-                ref = next(iter(hist.values()))
-                labels = [f"{b.low_value:.3g}–{b.high_value:.3g}" for b in ref.buckets]
-                chart = _svg_bars({k: [b.sample_count / max(sum(x.sample_count for x in
-                                   h.buckets), 1) for b in h.buckets] for k, h in hist.items()},
-                                  labels)
-        else:
-            tops = {}
-            for split, f in by_split.items():
-                s, c = f.string_stats, f.string_stats.common_stats
-                n = max(c.num_non_missing, 1)
-                cells.append(f"<b>{split}</b>: n={c.num_non_missing}, {s.unique} values, top: "
-                             + ", ".join(f"{e(v.value)} {v.frequency / n:.1%}"
-                                         for v in s.top_values[:4]))
-                tops[split] = {v.value: v.frequency / n for v in s.top_values}
-            labels = [v.value for v in first.string_stats.top_values[:8]]
-            chart = _svg_bars({k: [t.get(v, 0.0) for v in labels] for k, t in tops.items()},
-                              labels)
-        rows.append(f"<tr><td><b>{e(name)}</b></td><td>{'<br>'.join(cells)}</td>"
-                    f"<td>{chart}</td></tr>")
-    return "".join(rows)
-
-
-def _schema_rows(schema_uri: str) -> str:
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    rows = []
-    for f in artifacts.load_schema(schema_uri).feature:
-        detail = " ".join(
-            f"{k} {{ {text_format.MessageToString(getattr(f, k), as_one_line=True)} }}"
-            for k in ("int_domain", "float_domain", "presence", "skew_comparator",
-                      "drift_comparator") if f.HasField(k))
-        rows.append(f"<tr><td>{e(f.name)}</td><td>{schema_pb2.FeatureType.Name(f.type)}</td>"
-                    f"<td>{e(f.domain)}</td><td><code>{e(detail)}</code></td>"
-                    f"<td>{e(', '.join(f.not_in_environment))}</td></tr>")
-    return "".join(rows)
+def _data(summary: dict[str, Any], splits=("train", "eval")):
+    """([(split, statistics)], schema, {split: anomalies} or None, why there are none)."""
+    stats_uri = metadata.node_artifact(summary, "StatisticsGen", "ExampleStatistics")
+    schema = artifacts.load_schema(metadata.node_artifact(summary, "ImportSchemaGen", "Schema"))
+    datasets = [(split, artifacts.load_stats(stats_uri, split)) for split in splits
+                if os.path.exists(artifacts.stats_path(stats_uri, split))]
+    try:
+        uri = metadata.node_artifact(summary, "ExampleValidator", "ExampleAnomalies")
+        anomalies = {split: artifacts.load_anomalies(uri, split) for split, _ in datasets}
+        return datasets, schema, anomalies, ""
+    except LookupError:
+        return datasets, schema, None, "ExampleValidator did not run in this run"
 
 
 def _errors(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str, top: int = 20):
@@ -189,23 +142,18 @@ def _table(head: list[str], rows: list[list[Any]], id_: str = "") -> str:
                       for r in rows) + "</table>")
 
 
-def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
-    from pipeline.components import describe_anomalies
+def render(cfg: PipelineConfig, summary: dict[str, Any], stats_page: str = "") -> str:
+    """`stats_page`: the relative link to the interactive statistics page, if written."""
+    from views import stats as view
 
     from pipeline.eval_config import key_metrics
 
     shown = key_metrics(cfg.evaluation.decision_threshold)
     at = f"{cfg.evaluation.decision_threshold:g}"
-    stats_uri = metadata.node_artifact(summary, "StatisticsGen", "ExampleStatistics")
-    schema_uri = metadata.node_artifact(summary, "ImportSchemaGen", "Schema")
     lineage = [[n["node"], n["state"], f"{n['seconds']:.1f}",
                 "; ".join(f"{k}: {v}" for k, v in n["artifacts"].items())]
                for n in summary["nodes"]]
-    try:
-        anomalies_uri = metadata.node_artifact(summary, "ExampleValidator", "ExampleAnomalies")
-        anomalies = describe_anomalies(anomalies_uri, ["train", "eval"])
-    except LookupError:
-        anomalies = ["ExampleValidator did not run in this run"]
+    datasets, schema, anomalies, no_anomalies = _data(summary)
     metric_rows = [[s] + [v.get(key, "-") for _, key in shown]
                    for s, v in summary["metrics"].items()]
     fairness = ""
@@ -248,17 +196,16 @@ def render(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
 <h2 id="lineage">Lineage (ML Metadata)</h2>
 {_table(["node", "state", "seconds", "artifacts"], lineage, "lineage-table")}
 <h2 id="data">Data: statistics, train vs eval</h2>
-<p><span style="color:{COLORS['train']}">■ train</span>
-<span style="color:{COLORS['eval']}">■ eval</span> (fractions of non-missing values)</p>
-<table id="stats-table"><tr><th>feature</th><th>statistics</th><th>distribution</th></tr>
-{_stats_rows(_feature_stats(stats_uri, ["train", "eval"]))}</table>
+{f'<p><a href="{e(stats_page)}">Interactive statistics</a> (histograms, quantiles, log '
+ f'scale, sorting, filter).</p>' if stats_page else ''}
+<div id="stats-table">{view.section(datasets, schema, anomalies, interactive=False,
+                                    tables_too=False, id_="report-stats")}</div>
 <p>Drift: the DataGate compared this run's training statistics with the last accepted data
 (see Anomalies); `fairway monitor` compares serving traffic with these training statistics.</p>
 <h2 id="schema">Schema (curated)</h2>
-<table><tr><th>feature</th><th>type</th><th>domain</th><th>constraints</th>
-<th>not in</th></tr>{_schema_rows(schema_uri)}</table>
+{view.schema_table(schema)}
 <h2 id="anomalies">Anomalies (ExampleValidator)</h2>
-<ul>{''.join(f'<li>{e(a)}</li>' for a in anomalies) or '<li>none</li>'}</ul>
+{view.anomalies_table(anomalies) if anomalies is not None else f'<p>{e(no_anomalies)}</p>'}
 <h2 id="evaluation">Evaluation (TFMA, per slice)</h2>
 {_table(["slice"] + [label for label, _ in shown], metric_rows, "metrics-table")}
 <h3>Fairness by {e(cfg.dataset.sensitive or '-')}: FPR and FNR at {at}</h3>
@@ -287,7 +234,15 @@ def write(cfg: PipelineConfig, out_dir: pathlib.Path | None = None) -> pathlib.P
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = metadata.run_summary(cfg)
     page = out_dir / (summary['run_id'].replace(':', '-') + '.html')  # ':' is a URL scheme mark
-    page.write_text(render(cfg, summary))
+    # The interactive statistics view beside it, in stats/ (the index lists this folder only).
+    from views import stats as view
+
+    stats_page = out_dir / "stats" / page.name
+    stats_page.parent.mkdir(exist_ok=True)
+    datasets, schema, anomalies, _ = _data(summary)
+    stats_page.write_text(view.page(datasets, schema, anomalies,
+                                    title=f"Statistics of run {summary['run_id']}"))
+    page.write_text(render(cfg, summary, f"stats/{page.name}"))
     runs = sorted((p for p in out_dir.glob("*.html") if p.name != "index.html"), reverse=True)
     (out_dir / "index.html").write_text(
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Fairway runs"

@@ -25,7 +25,7 @@ import html
 import json
 import math
 import pathlib
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 VENDOR = pathlib.Path(__file__).resolve().parent / "vendor"
 SCRIPTS = ("vega.min.js", "vega-lite.min.js")  # loaded in this order
@@ -325,10 +325,11 @@ def schema_table(schema, collapse: int = 8) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def anomalies_table(features: Iterable[dict[str, Any]],
-                    anomalies: Mapping[str, Any] | None) -> str:
-    rows = [(label, r["name"], short, long) for r in features
-            for label, short, long in r["anomalies"]]
+def anomalies_table(anomalies: Mapping[str, Any] | None) -> str:
+    """{dataset: Anomalies} as a table: dataset, feature, short and long description."""
+    rows = [(label, name, info.short_description, info.description)
+            for label, found in (anomalies or {}).items()
+            for name, info in sorted(found.anomaly_info.items())]
     rows += [(label, "(dataset)", short, long) for label, short, long in
              dataset_anomalies(anomalies)]
     if not rows:
@@ -395,19 +396,39 @@ def _swatch(j: int, label: str) -> str:
             f"{e(label)}")
 
 
-def _row(i: int, row: dict[str, Any], numbers: str) -> str:
-    missing = max((s["missing"] for s in row["series"].values() if s["missing"] is not None),
-                  default=None)
-    nonuni = max((s["nonuniformity"] for s in row["series"].values()
-                  if s.get("nonuniformity") is not None), default=None)
+def sort_keys(row: dict[str, Any]) -> dict[str, float | None]:
+    """The values a row sorts by: distance, and the largest missing % and non-uniformity over
+    the datasets."""
+    series = row["series"].values()
+    return {"distance": row["distance"],
+            "missing": max((s["missing"] for s in series if s["missing"] is not None),
+                           default=None),
+            "nonuniformity": max((s["nonuniformity"] for s in series
+                                  if s.get("nonuniformity") is not None), default=None)}
+
+
+def ordered(features: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+    """The rows in the page's order: by name, or descending by `sort` (missing values last,
+    ties by name), as the page's script sorts them."""
+    if sort == "name":
+        return sorted(features, key=lambda r: r["name"])
+    return sorted(features, key=lambda r: (-(sort_keys(r)[sort] if sort_keys(r)[sort]
+                                             is not None else -math.inf), r["name"]))
+
+
+def _row(i: int, row: dict[str, Any], numbers: str, chart: bool = True) -> str:
+    keys = sort_keys(row)
     dist = (f"<div class=\"distance\">distance {row['distance']:.4f} "
             f"<small>({e(row['method'] or '')})</small></div>"
             if row["distance"] is not None else "")
     return (f"<tr class=\"feature{' has-anomaly' if row['anomalies'] else ''}\" "
-            f"data-name=\"{e(row['name'])}\" data-distance=\"{_key(row['distance'])}\" "
-            f"data-missing=\"{_key(missing)}\" data-nonuniformity=\"{_key(nonuni)}\">"
+            f"data-name=\"{e(row['name'])}\" data-distance=\"{_key(keys['distance'])}\" "
+            f"data-missing=\"{_key(keys['missing'])}\" "
+            f"data-nonuniformity=\"{_key(keys['nonuniformity'])}\">"
             f"<td class=\"fname\"><b>{e(row['name'])}</b>{dist}{_anomaly_cell(row)}</td>"
-            f"<td>{numbers}</td><td><div class=\"chart\" data-index=\"{i}\"></div></td></tr>")
+            f"<td>{numbers}</td>"
+            + (f"<td><div class=\"chart\" data-index=\"{i}\"></div></td>" if chart else "")
+            + "</tr>")
 
 
 STYLE = """.fw-stats{font:13px system-ui,sans-serif;color:#222}
@@ -542,13 +563,17 @@ def _json(data: Any) -> str:
 
 def section(datasets: Sequence[tuple[str, Any]], schema=None,
             anomalies: Mapping[str, Any] | None = None, sort: str | None = None,
-            id_: str = "fw-stats", with_scripts: bool = True) -> str:
+            id_: str = "fw-stats", with_scripts: bool = True, interactive: bool = True,
+            tables_too: bool = True) -> str:
     """The view as an HTML fragment (a <div> with its style, data and script): statistics
     tables (numeric, categorical), then the schema and the anomalies. `datasets`: [(label,
     DatasetFeatureStatistics[List])], the first is the base the distances are measured from.
     `sort`: name | distance | missing | nonuniformity (default: distance when there are two
     or more datasets, else name). `with_scripts=False` leaves out the vendored scripts (a
-    page that shows the view twice needs them once)."""
+    page that shows the view twice needs them once). `interactive=False`: the tables only, in
+    the `sort` order, with no script, controls or charts (a page that must stay script-free).
+    `tables_too=False`: without the schema and anomalies tables (a page that shows them in
+    sections of its own, with schema_table and anomalies_table)."""
     labels = [label for label, _ in datasets]
     if len(set(labels)) != len(labels):
         raise ValueError(f"dataset labels must differ: {labels}")
@@ -560,7 +585,7 @@ def section(datasets: Sequence[tuple[str, Any]], schema=None,
                                                  for j in range(len(labels))],
                   "features": []}
     numeric, categorical = [], []
-    for row in features:
+    for row in ordered(features, sort):
         if row["kind"] not in ("numeric", "categorical"):
             continue
         i = len(chart_data["features"])
@@ -571,10 +596,10 @@ def section(datasets: Sequence[tuple[str, Any]], schema=None,
                                                                          "top")}}
                        for label in labels if label in row["series"]]})
         if row["kind"] == "numeric":
-            numeric.append(_row(i, row, _numbers(row, labels, NUMERIC_COLUMNS)))
+            numeric.append(_row(i, row, _numbers(row, labels, NUMERIC_COLUMNS), interactive))
         else:
-            categorical.append(_row(i, row, _numbers(row, labels,
-                                                               CATEGORICAL_COLUMNS)))
+            categorical.append(_row(i, row, _numbers(row, labels, CATEGORICAL_COLUMNS),
+                                    interactive))
     other = [r for r in features if r["kind"] not in ("numeric", "categorical")
              and r["anomalies"]]
     options = "".join(f"<option value=\"{v}\"{' selected' if v == sort else ''}>{t}</option>"
@@ -600,20 +625,23 @@ def section(datasets: Sequence[tuple[str, Any]], schema=None,
                    + "".join(f"<li><b>{e(r['name'])}</b>{_anomaly_cell(r)}</li>" for r in other)
                    + "</ul>")
     schema_part = (f"<h3 id=\"{id_}-schema\">Schema</h3>{schema_table(schema)}"
-                   if schema is not None else "")
+                   if schema is not None and tables_too else "")
     anomaly_part = (f"<h3 id=\"{id_}-anomalies\">Anomalies</h3>"
-                    f"{anomalies_table(features, anomalies)}" if anomalies is not None else "")
-    script = SCRIPT.replace("ROOT_ID", json.dumps(id_)).replace("TOP", str(TOP))
-    return (f"<div class=\"fw-stats\" id=\"{e(id_)}\"><style>{STYLE}</style>"
-            f"<div class=\"controls\"><label>sort by <select class=\"fw-sort\">{options}"
-            "</select></label><label>filter <input class=\"fw-filter\" type=\"search\" "
-            "placeholder=\"feature name\"></label><label><input class=\"fw-quantile\" "
-            "type=\"checkbox\"> quantiles</label><label><input class=\"fw-log\" "
-            f"type=\"checkbox\"> log scale</label><span>{legend}</span></div>"
-            f"<p>{base_note} Missing: share of examples without the feature; zeros: share of "
+                    f"{anomalies_table(anomalies)}"
+                    if anomalies is not None and tables_too else "")
+    note = (f"<p>{base_note} Missing: share of examples without the feature; zeros: share of "
             "present values equal to 0; median: the 0.5 boundary of TFDV's quantiles "
-            "histogram; non-uniformity: 1 − normalised entropy of the histogram.</p>"
-            f"{tables}{schema_part}{anomaly_part}"
+            "histogram; non-uniformity: 1 − normalised entropy of the histogram.</p>")
+    head = f"<div class=\"fw-stats\" id=\"{e(id_)}\"><style>{STYLE}</style>"
+    if not interactive:
+        return f"{head}<p>{legend}</p>{note}{tables}{schema_part}{anomaly_part}</div>"
+    script = SCRIPT.replace("ROOT_ID", json.dumps(id_)).replace("TOP", str(TOP))
+    return (f"{head}<div class=\"controls\"><label>sort by <select class=\"fw-sort\">"
+            f"{options}</select></label><label>filter <input class=\"fw-filter\" "
+            "type=\"search\" placeholder=\"feature name\"></label><label><input "
+            "class=\"fw-quantile\" type=\"checkbox\"> quantiles</label><label><input "
+            f"class=\"fw-log\" type=\"checkbox\"> log scale</label><span>{legend}</span></div>"
+            f"{note}{tables}{schema_part}{anomaly_part}"
             f"<script type=\"application/json\" class=\"fw-data\">{_json(chart_data)}</script>"
             + (scripts() if with_scripts else "")
             + f"<script>{script}</script></div>")
