@@ -13,7 +13,7 @@ WORKER_LOCK := requirements/worker-lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run compare lint test test-fast bench bench-serving bench-runners bench-monitor bench-release bench-fairness lock env chromium mariadb clean print-python
+.PHONY: run compare lint test test-fast bench bench-serving bench-runners bench-monitor bench-release bench-fairness bench-stats lock env chromium mariadb clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -89,6 +89,11 @@ bench-release: env
 # ThresholdOptimizer, ExponentiatedGradient) on the same splits (~10 min; ARGS="--seeds 3").
 bench-fairness: env
 	$(PY) -m benchmarks.fairness_bench $(ARGS)
+
+# The statistics view's page weight and time to render at 15 and 200 features in headless
+# Chromium (ARGS="--plotly PATH/plotly.min.js" draws the same charts with Plotly beside it).
+bench-stats: env
+	$(PY) -m benchmarks.stats_page_bench $(ARGS)
 
 # Regenerate the pinned, hashed locks (no index URLs are written): $(LOCK) is everything (the
 # base set, the driver CLI's and the tests' extras) for .venv; $(WORKER_LOCK) is the base set at

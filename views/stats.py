@@ -28,6 +28,9 @@ import pathlib
 from typing import Any, Mapping, Sequence
 
 VENDOR = pathlib.Path(__file__).resolve().parent / "vendor"
+# Vega 5.33.1 + Vega-Lite 5.23.0 (BSD-3-Clause), chosen over Plotly 2.35.2 (MIT) on measured
+# weight and drawing time: 767 KB of script (257 KB gzipped) vs plotly.min.js's 4.56 MB (1.33 MB);
+# 200 features drawn in 2.8 s vs 10.4 s (views/vendor/README.md, `make bench-stats`).
 SCRIPTS = ("vega.min.js", "vega-lite.min.js")  # loaded in this order
 COLORS = ("#4a7bd0", "#e08a2c", "#3a9a5b", "#b04fb0", "#8c6d31", "#d64d4d")
 TOP = 10  # categories charted per feature
