@@ -221,3 +221,29 @@ def test_fairway_stats_of_the_latest_run_train_vs_eval(census_config, census_run
     assert got["median"] == view.fmt(view.median(age.num_stats))
     assert 'id="schema-table"' in text and "Jensen-Shannon ≤ 0.1" in text
     assert ('id="anomalies-table"' in text) or ('id="anomalies-none"' in text)
+
+
+def test_a_window_of_request_logs(small, tmp_path):
+    """`logs:DIR --window N`: the last N served rows, statistics as the monitor computes them."""
+    import tensorflow as tf
+
+    from serving import rest
+
+    cfg, _, _, _ = small
+    rng = np.random.default_rng(4)
+    n = 300
+    with tf.io.TFRecordWriter(str(tmp_path / "requests-00001.tfrecord")) as w:
+        for start in range(0, n, 50):  # as `fairway serve` logs REST :predict requests
+            inputs = {"shifted": rng.normal(0, 1, 50).astype(np.float32),
+                      "count": rng.integers(0, 5, 50).astype(np.int64),
+                      "cat": np.array([b"a", b"b"] * 25, dtype=object)}
+            log = rest.predict_log(inputs, {"probability": np.zeros(50, np.float32)},
+                                   "serving_default")()
+            log.log_metadata.model_spec.version.value = 7
+            w.write(log.SerializeToString())
+    src = stats_cmd.source(cfg, f"logs:{tmp_path}", window=100)
+    assert src.label == "requests (last 100)"
+    features = {f.path.step[0]: f for f in src.stats.datasets[0].features}
+    assert set(features) == {"shifted", "count", "cat"}  # not _version, _prediction, ...
+    assert features["count"].num_stats.common_stats.num_non_missing == 100
+    assert features["cat"].string_stats.unique == 2
