@@ -170,6 +170,15 @@ def test_fairway_stats_renders_offline_in_headless_chromium(small, capsys):
     assert dom.count("<svg") >= 5 and dom.count('class="mark-rect') >= 4
     numeric = dom.split('id="fw-stats-numeric"')[1].split("</table>")[0]
     assert re.findall(r'<tr class="feature[^"]*" data-name="([^"]*)"', numeric)[0] == "shifted"
+    # The other toggles' state: quantile curves on a log scale, bars on a log scale.
+    a, b = stats_cmd.source(cfg, str(base)), stats_cmd.source(cfg, str(span))
+    toggled = out / "toggled.html"
+    toggled.write_text(view.page([("base", a.stats), ("span", b.stats)], a.schema,
+                                 quantiles=True, log=True))
+    run = chromium(toggled.as_uri(), "--dump-dom")
+    assert [line for line in run.stderr.splitlines() if "CONSOLE" in line] == []
+    assert 'data-rendered="yes"' in run.stdout and 'data-warnings="0"' in run.stdout
+    assert run.stdout.count('class="mark-line') >= 4  # one quantile curve chart per number
 
 
 def test_fairway_stats_bad_arguments_give_clear_errors(small, capsys, tmp_path):

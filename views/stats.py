@@ -567,7 +567,7 @@ def _json(data: Any) -> str:
 def section(datasets: Sequence[tuple[str, Any]], schema=None,
             anomalies: Mapping[str, Any] | None = None, sort: str | None = None,
             id_: str = "fw-stats", with_scripts: bool = True, interactive: bool = True,
-            tables_too: bool = True) -> str:
+            tables_too: bool = True, quantiles: bool = False, log: bool = False) -> str:
     """The view as an HTML fragment (a <div> with its style, data and script): statistics
     tables (numeric, categorical), then the schema and the anomalies. `datasets`: [(label,
     DatasetFeatureStatistics[List])], the first is the base the distances are measured from.
@@ -576,7 +576,8 @@ def section(datasets: Sequence[tuple[str, Any]], schema=None,
     page that shows the view twice needs them once). `interactive=False`: the tables only, in
     the `sort` order, with no script, controls or charts (a page that must stay script-free).
     `tables_too=False`: without the schema and anomalies tables (a page that shows them in
-    sections of its own, with schema_table and anomalies_table)."""
+    sections of its own, with schema_table and anomalies_table). `quantiles`, `log`: the
+    toggles' first state."""
     labels = [label for label, _ in datasets]
     if len(set(labels)) != len(labels):
         raise ValueError(f"dataset labels must differ: {labels}")
@@ -642,8 +643,9 @@ def section(datasets: Sequence[tuple[str, Any]], schema=None,
     return (f"{head}<div class=\"controls\"><label>sort by <select class=\"fw-sort\">"
             f"{options}</select></label><label>filter <input class=\"fw-filter\" "
             "type=\"search\" placeholder=\"feature name\"></label><label><input "
-            "class=\"fw-quantile\" type=\"checkbox\"> quantiles</label><label><input "
-            f"class=\"fw-log\" type=\"checkbox\"> log scale</label><span>{legend}</span></div>"
+            f"class=\"fw-quantile\" type=\"checkbox\"{' checked' * quantiles}> quantiles</label>"
+            f"<label><input class=\"fw-log\" type=\"checkbox\"{' checked' * log}> log scale"
+            f"</label><span>{legend}</span></div>"
             f"{note}{tables}{schema_part}{anomaly_part}"
             f"<script type=\"application/json\" class=\"fw-data\">{_json(chart_data)}</script>"
             + (scripts() if with_scripts else "")
@@ -652,8 +654,10 @@ def section(datasets: Sequence[tuple[str, Any]], schema=None,
 
 def page(datasets: Sequence[tuple[str, Any]], schema=None,
          anomalies: Mapping[str, Any] | None = None, title: str = "Statistics",
-         meta: Mapping[str, str] | None = None, sort: str | None = None) -> str:
-    """A whole self-contained HTML page of the view (no network: scripts inlined)."""
+         meta: Mapping[str, str] | None = None, sort: str | None = None,
+         **toggles: bool) -> str:
+    """A whole self-contained HTML page of the view (no network: scripts inlined);
+    `toggles`: quantiles, log (their first state)."""
     info = "".join(f"<dt>{e(str(k))}</dt><dd>{e(str(v))}</dd>" for k, v in (meta or {}).items())
     meta_html = f'<dl id="meta">{info}</dl>' if info else ""
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(title)}"
@@ -661,4 +665,4 @@ def page(datasets: Sequence[tuple[str, Any]], schema=None,
             "dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dd{margin:0}"
             f"</style></head><body><h1>{e(title)}</h1>"
             f"{meta_html}"
-            f"{section(datasets, schema, anomalies, sort)}</body></html>\n")
+            f"{section(datasets, schema, anomalies, sort, **toggles)}</body></html>\n")
