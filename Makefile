@@ -13,7 +13,7 @@ WORKER_LOCK := requirements/worker-lock.txt
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run compare lint test test-fast bench bench-serving bench-runners bench-monitor bench-release bench-fairness bench-stats lock env chromium mariadb clean print-python
+.PHONY: run compare lint test test-fast bench bench-serving bench-runners bench-monitor bench-release bench-fairness bench-student bench-stats lock env chromium mariadb clean print-python
 
 $(UV):
 	@test -n "$(PYTHON310)" || { echo "error: Python 3.10 not found (install it with pyenv, or set PYTHON310=/path/to/python3.10)"; exit 1; }
@@ -84,6 +84,11 @@ bench-monitor: env
 # production is promoted and rolled back (needs `make run`; target <= 2 s, 0 failed requests).
 bench-release: env
 	$(PY) -m benchmarks.release_bench $(ARGS)
+
+# Student settings over seeds on real pipeline runs (docs/fair-student.md; ~10 min a seed on
+# census, 2 cores).
+bench-student: env
+	$(PY) -m benchmarks.student_sweep $(ARGS)
 
 # FPR gap and AUC of Fairway's baseline / MinDiff teacher / student vs Fairlearn (own venv:
 # ThresholdOptimizer, ExponentiatedGradient) on the same splits (~10 min; ARGS="--seeds 3").
