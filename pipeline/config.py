@@ -125,6 +125,7 @@ class DistillationConfig:
     temperature: float = _knob(2.0, lo=0.05, hi=100.0)
     # MinDiff on the student as well: what carries the teacher's fairness through
     # distillation (measured over seeds on census, COMPAS and HMDA: docs/fair-student.md).
+    # Unless set, 0 when the teacher has no MinDiff (mindiff.weight 0).
     mindiff_weight: float = _knob(0.3, lo=0.0, hi=100.0)
     mindiff_kernel: str = _knob("rate_gap", choices=MINDIFF_LOSSES)  # the student's MinDiff loss
     max_param_ratio: float = _knob(0.1, lo=0.0, hi=1.0)  # student params / teacher params
@@ -623,6 +624,9 @@ def from_dict(raw: Mapping[str, Any], *, src: str = "<config>", base: pathlib.Pa
             or release.canary_steps[-1] != 100:
         _fail(src, "release.canary_steps", "rising percentages ending at 100, e.g. "
               "[5, 25, 50, 100]", list(release.canary_steps))
+    if mindiff.weight == 0 and "mindiff_weight" not in raw.get("distillation", {}):
+        # The student's default MinDiff carries the teacher's: none without it.
+        distillation = dataclasses.replace(distillation, mindiff_weight=0.0)
     if (mindiff.weight > 0 or distillation.mindiff_weight > 0) and not dataset.groups:
         _fail(src, "dataset.groups", "two values of the sensitive feature (MinDiff is on)", [])
     pipe = raw.get("pipeline", {})

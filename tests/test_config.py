@@ -68,6 +68,9 @@ def test_data_dir_switches_a_preset_to_csv(tmp_path):
     ("groups = ['Female']", "", "dataset.groups"),
     ("groups = ['Male', 'Male']", "", "dataset.groups"),
     ("", "[mindiff]\nweight = 1.0", "dataset.groups"),  # MinDiff on, no groups
+    ("", "[distillation]\nmindiff_weight = 0.3", "dataset.groups"),  # on the student only
+    ("groups = ['Female', 'Male']", "[distillation]\nmindiff_kernel = 'mmd'",
+     "distillation.mindiff_kernel"),
     ("", "[release]\npush_policy = 'yolo'", "release.push_policy"),
     ("", "[release]\ncanary_steps = [50, 25, 100]", "release.canary_steps"),
     ("", "[release]\ncanary_steps = [5, 50]", "release.canary_steps"),  # never reaches 100 %
@@ -77,6 +80,18 @@ def test_invalid_values_name_the_field(write, dataset_extra, extra, field):
     path = write("bad.toml", user_toml(extra, dataset_extra))
     with pytest.raises(config.ConfigError, match=f"'{field}'"):
         config.load(path)
+
+
+def test_the_students_mindiff_follows_the_teachers_unless_set(write):
+    on = config.load(write("on.toml", user_toml("[mindiff]\nweight = 1.0",
+                                                 "groups = ['Female', 'Male']")))
+    assert on.distillation.mindiff_weight == 0.3 and on.distillation.mindiff_kernel == "rate_gap"
+    off = config.load(write("off.toml", user_toml()))  # no groups, no MinDiff: no student MinDiff
+    assert off.mindiff.weight == 0 and off.distillation.mindiff_weight == 0
+    mine = config.load(write("mine.toml", user_toml(
+        "[mindiff]\nweight = 0.0\n[distillation]\nmindiff_weight = 0.5",
+        "groups = ['Female', 'Male']")))
+    assert mine.distillation.mindiff_weight == 0.5
 
 
 @pytest.mark.parametrize("old, new, field", [
