@@ -72,11 +72,8 @@ def fn_args(summary, cfg, distillation: dict, out_dir: str):
         "schema": [_artifact(sa.Schema, node("ImportSchemaGen", "Schema"))],
         "base_model": [_artifact(sa.Model, node(pipeline_lib.TEACHER, "Model"))],
     }
-    custom = {"features": pipeline_lib.features(cfg).to_config(),
-              "training": dataclasses.asdict(cfg.training),
-              "mindiff": {**dataclasses.asdict(cfg.mindiff), "groups": list(cfg.dataset.groups),
-                          "threshold": cfg.evaluation.decision_threshold},
-              "distillation": {**dataclasses.asdict(cfg.distillation), **distillation}}
+    _, custom = pipeline_lib.trainer_configs(cfg)
+    custom["distillation"] = {**custom["distillation"], **distillation}
     props = {"train_args": json.dumps({"num_steps": cfg.training.train_steps}),
              "eval_args": json.dumps({"num_steps": cfg.training.eval_steps}),
              "custom_config": json.dumps(custom)}

@@ -26,6 +26,17 @@ def features(cfg: PipelineConfig) -> F.Features:
                       ds.max_vocab)
 
 
+def trainer_configs(cfg: PipelineConfig) -> tuple[dict, dict]:
+    """The custom_config of the TeacherTrainer and of the StudentTrainer. Each Trainer gets only
+    its own knobs, so tuning the student keeps the teacher cached."""
+    teacher = {"features": features(cfg).to_config(),
+               "training": dataclasses.asdict(cfg.training),
+               "mindiff": {**dataclasses.asdict(cfg.mindiff), "groups": list(cfg.dataset.groups),
+                           # where the rate_gap loss decides
+                           "threshold": cfg.evaluation.decision_threshold}}
+    return teacher, {**teacher, "distillation": dataclasses.asdict(cfg.distillation)}
+
+
 def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = False,
                     pipeline_root: str | None = None,
                     kubeflow_v2: bool = False) -> tfx.dsl.Pipeline:
@@ -33,12 +44,8 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
     `fairway compare`. It is never evaluated or pushed. `kubeflow_v2`: the form Vertex AI
     Pipelines accepts (its resolvers know only TFX's built-in strategies; Vertex keeps the
     metadata itself)."""
-    custom_config = {"features": features(cfg).to_config(),
-                     "training": dataclasses.asdict(cfg.training)}
-    # Each Trainer gets only its own knobs, so tuning the student keeps the teacher cached.
-    teacher_config = {**custom_config, "mindiff": {
-        **dataclasses.asdict(cfg.mindiff), "groups": list(cfg.dataset.groups),
-        "threshold": cfg.evaluation.decision_threshold}}  # where the rate_gap loss decides
+    teacher_config, student_config = trainer_configs(cfg)
+    custom_config = {"features": teacher_config["features"]}
 
     example_gen = example_gen_lib.component(str(data.base), data.presplit, cfg.dataset.label,
                                             dict(cfg.dataset.label_map), cfg.dataset.floats)
@@ -67,7 +74,7 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN, force_tf_compat_v1=True,
         # Features only: a training knob (e.g. --train-steps) must not re-run Transform.
-        custom_config={"features": custom_config["features"]})
+        custom_config=custom_config)
     transform.add_upstream_node(data_gate)  # no training on data with anomalies
 
     def trainer(run_fn: str, config: dict, **inputs) -> tfx.components.Trainer:
@@ -85,8 +92,7 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
     if cfg.distillation.enabled:
         # base_model: MLMD lineage records which teacher trained which student.
         trainers.append(trainer(
-            STUDENT_RUN_FN, {**teacher_config, "distillation": dataclasses.asdict(cfg.distillation)},
-            base_model=teacher.outputs["model"]).with_id(STUDENT))
+            STUDENT_RUN_FN, student_config, base_model=teacher.outputs["model"]).with_id(STUDENT))
     candidate = trainers[-1]  # the model that is evaluated and pushed
     if with_baseline:
         trainers.append(trainer(RUN_FN, {**teacher_config, "mindiff": {
