@@ -111,10 +111,11 @@ def _frame(cfg: PipelineConfig, spec: str, path: pathlib.Path, schema):
     frame = frame.where(frame != "", None)
     types = {f.name: f.type for f in schema.feature}
     ds = cfg.dataset
+    label_map = dict(ds.label_map)  # a loaded config holds it as (value, 0/1) pairs
     for c in frame.columns:
-        if c == ds.label and ds.label_map:
+        if c == ds.label and label_map:
             frame[c] = frame[c].map(lambda v: None if v is None else
-                                    ds.label_map.get(v, UNMAPPED_LABEL))
+                                    label_map.get(v, UNMAPPED_LABEL))
         elif types.get(c) in (schema_pb2.INT, schema_pb2.FLOAT):
             numbers = pd.to_numeric(frame[c], errors="coerce")
             bad = frame[c].notna() & numbers.isna()
