@@ -208,17 +208,42 @@ def _slug(labels: list[str]) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:120].strip("_") or "stats"
 
 
+def specs(first: str | None, compare: list[str] | None) -> list[str]:
+    """The sources to show: `first` (default train) then `compare` (default: eval when `first`
+    is not given either, else none)."""
+    return [first or "train"] + (list(compare) if compare else ([] if first else ["eval"]))
+
+
+def page(cfg: PipelineConfig, specs: list[str], window: int | None = None,
+         sort: str | None = None) -> tuple[str, list[str]]:
+    """(the page of the sources `specs`, the first being the base, their labels on it)."""
+    from views import stats as view
+
+    summaries: dict[Any, Any] = {}
+    sources = [source(cfg, s, window, summaries) for s in specs]
+    labels = _unique([s.label for s in sources])
+    schema = next((s.schema for s in sources if s.schema is not None), None)
+    anomalies = {label: s.anomalies for label, s in zip(labels, sources)
+                 if s.anomalies is not None}
+    html = view.page([(label, s.stats) for label, s in zip(labels, sources)], schema,
+                     anomalies if anomalies else None,
+                     title=f"Statistics: {' vs '.join(labels)}",
+                     meta={"datasets": ", ".join(f"{label} ({spec})" for label, spec
+                                                 in zip(labels, specs)),
+                           "pipeline": cfg.pipeline_name},
+                     sort=sort)
+    return html, labels
+
+
 def run(cfg: PipelineConfig, first: str | None, compare: list[str] | None,
         to: str | None = None, window: int | None = None, sort: str | None = None
         ) -> pathlib.Path:
     """Writes the page and returns its path."""
     from runners.progress import Progress
-    from views import stats as view
 
-    specs = [first or "train"] + (compare if compare else ([] if first else ["eval"]))
-    if window is not None and not any(s.startswith("logs:") for s in specs):
+    chosen = specs(first, compare)
+    if window is not None and not any(s.startswith("logs:") for s in chosen):
         raise StatsError("--window N: only for a `logs:DIR` source")
-    summaries: dict[Any, Any] = {}
     named = bool(to and to.endswith(".html"))
     folder = pathlib.Path(to).parent if named else pathlib.Path(to) if to else \
         cfg.command_dir("stats")
@@ -226,18 +251,7 @@ def run(cfg: PipelineConfig, first: str | None, compare: list[str] | None,
     log = folder / "logs" / cfg.log_path("stats", ".log").name
     log.parent.mkdir(parents=True, exist_ok=True)
     with Progress(log):
-        sources = [source(cfg, s, window, summaries) for s in specs]
-        labels = _unique([s.label for s in sources])
-        schema = next((s.schema for s in sources if s.schema is not None), None)
-        anomalies = {label: s.anomalies for label, s in zip(labels, sources)
-                     if s.anomalies is not None}
-        html = view.page([(label, s.stats) for label, s in zip(labels, sources)], schema,
-                         anomalies if anomalies else None,
-                         title=f"Statistics: {' vs '.join(labels)}",
-                         meta={"datasets": ", ".join(f"{label} ({spec})" for label, spec
-                                                     in zip(labels, specs)),
-                               "pipeline": cfg.pipeline_name},
-                         sort=sort)
+        html, labels = page(cfg, chosen, window, sort)
     target = pathlib.Path(to) if named else folder / f"{_slug(labels)}.html"
     target.write_text(html, encoding="utf-8")
     return target
