@@ -16,6 +16,7 @@ import hashlib
 import json
 import pathlib
 import pickle
+import re
 import time
 import uuid
 from typing import Any, Callable
@@ -160,6 +161,54 @@ def _alert_key(r: dict[str, Any]) -> tuple:
     return r["kind"], r["name"], r["method"]
 
 
+def stats_page(cfg: PipelineConfig, window: windows.Window, schema, run_id: str) -> str:
+    """The statistics view (views.stats) of a window against the training statistics of the
+    run whose model served it (its StatisticsGen train split: the data the reference is drawn
+    from), with the window's schema anomalies on their features. The window's statistics are
+    computed as `fairway stats logs:DIR` computes them (anomalies.serving_statistics)."""
+    import tensorflow_data_validation as tfdv
+
+    from pipeline import artifacts
+    from views import stats as view
+
+    summary = metadata.run_summary(cfg, run_id)
+    train = artifacts.load_stats(metadata.node_artifact(summary, "StatisticsGen",
+                                                        "ExampleStatistics"), "train")
+    current = anomalies.serving_statistics(window.frame, schema)
+    env = "SERVING" if "SERVING" in schema.default_environment else None
+    return view.page([("train", train), ("window", current)], schema,
+                     {"window": tfdv.validate_statistics(current, schema, environment=env)},
+                     title=f"Statistics: window {window.key} vs its reference",
+                     meta={"window": f"{window.key}: {len(window.frame)} requests",
+                           "reference": f"the train split of run {run_id}",
+                           "model": cfg.model_name})
+
+
+def stats_link(cfg: PipelineConfig, out_dir: pathlib.Path, rows: list[dict[str, Any]],
+               scored_now: dict[str, tuple[windows.Window, Any, str]], log
+               ) -> list[tuple[str, str]]:
+    """[(text, link)] to the statistics page of the latest window, stats/<window>.html beside
+    the monitor's page: written when this run scored that window, else kept from the run
+    that did. A page that cannot be written is a warning, not a failed monitor run."""
+    wins = page.windows(rows)
+    if not wins:
+        return []
+    key = wins[-1]["key"]
+    name = f"stats/{re.sub(r'[^A-Za-z0-9._-]+', '_', key).strip('_')}.html"
+    if key in scored_now:
+        try:
+            text = stats_page(cfg, *scored_now[key])
+            (out_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            (out_dir / name).write_text(text, encoding="utf-8")
+        except Exception as e:  # the monitor's own outputs are written all the same
+            log(f"warning: no statistics page for window {key}: {type(e).__name__}: {e}")
+    if not (out_dir / name).exists():
+        return []
+    run_id = next((r.get("baseline_run") for r in rows if r["window"] == key), None)
+    return [(f"Statistics of the latest window ({key}) vs the training data"
+             + (f" of run {run_id}" if run_id else ""), name)]
+
+
 def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | None = None,
         window: str = "1h", since: str | None = None, until: str | None = None,
         k: float = 3.0, grace: int = GRACE_SECONDS, log: Callable[[str], None] = print,
@@ -198,6 +247,7 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
     new: list[dict[str, Any]] = []
     unscorable: list[dict[str, str]] = []
     baseline_runs = set()
+    scored_now: dict[str, tuple[windows.Window, Any, str]] = {}
     for i, w in enumerate(todo, 1):
         versions = collections.Counter(int(v) for v in w.frame["_version"])
         version = versions.most_common(1)[0][0]
@@ -208,6 +258,7 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
             unscorable.append({"window": w.key, "reason": str(e)})
             continue
         baseline_runs.add(run_id)
+        scored_now[w.key] = (w, schema, run_id)
         started = time.perf_counter()
         rows = calc.calculate(refs.attributions(version, w.frame, schema), w.key,
                               str(version), windows.iso(w.start), windows.iso(w.end))
@@ -234,7 +285,8 @@ def run(cfg: PipelineConfig, logs: str, out_dir: pathlib.Path, labels: str | Non
     meta = {"model": cfg.model_name, "requests": logs, "window": str(spec), "k": k,
             "baseline runs": ", ".join(sorted(baseline_runs)) or "-",
             "history": str(home)}
-    (out_dir / "monitor.html").write_text(page.to_html(everything, meta=meta))
+    links = stats_link(cfg, out_dir, everything, scored_now, log)
+    (out_dir / "monitor.html").write_text(page.to_html(everything, meta=meta, links=links))
     # The exposition is the latest window that was scored (a too-small one has no scores).
     exposition.write(out_dir / "metrics.prom",
                      [r for r in everything if r["kind"] != "window"], cfg.model_name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from typing import Any
+from typing import Any, Sequence
 
 # Chart headings, in page order. Kinds not listed follow in the order they appear, each under
 # its own name.
@@ -362,12 +362,16 @@ def _anomalies(rows: list[dict], wins: list[dict]) -> str:
             + ("".join(parts) or "<p>No schema anomalies.</p>") + "</section>")
 
 
-def to_html(rows: list[dict], title: str = "Fairway monitor", meta: dict | None = None) -> str:
+def to_html(rows: list[dict], title: str = "Fairway monitor", meta: dict | None = None,
+            links: Sequence[tuple[str, str]] = ()) -> str:
     """The page for `rows` (see the module docstring); `meta` (e.g. baseline run, k) is shown as
-    given in the summary. Windows are taken in the order the rows give them; the last is the
-    latest."""
+    given in the summary, `links` ([(text, relative URL)], e.g. the statistics page of the
+    latest window) under the title. Windows are taken in the order the rows give them; the
+    last is the latest."""
     wins = windows(rows)
+    nav = ('<nav id="links">' + " ".join(f"<a href='{_e(href)}'>{_e(text)}</a>"
+                                         for text, href in links) + "</nav>") if links else ""
     return (f"<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>{_e(title)}"
-            f"</title><style>{STYLE}</style></head><body><h1>{_e(title)}</h1>"
+            f"</title><style>{STYLE}</style></head><body><h1>{_e(title)}</h1>{nav}"
             f"{_summary(rows, wins, meta)}{_charts(rows, wins)}{_latest(rows, wins)}"
             f"{_top_features(rows, wins)}{_anomalies(rows, wins)}</body></html>\n")

@@ -361,3 +361,30 @@ def test_whole_number_floats_of_a_float_column_are_no_anomaly():
     f.presence.min_fraction = 1.0
     frame = pd.DataFrame({"fare": np.array([3, 5, 8], np.int64)})  # as read() keeps them
     assert anomalies.find(frame, schema) == {}
+
+
+def test_the_latest_window_links_its_statistics_page(tmp_path, monkeypatch):
+    """monitor.stats_link: the latest window scored in this run gets stats/<window>.html beside
+    the page (monitor.stats_page: the statistics view against the reference run's training
+    statistics), a run that scores nothing new keeps the link, a page that cannot be made is
+    a warning and no link."""
+    cfg = config.preset("census", output_dir=tmp_path)
+    latest = windows.Window("400 from a/b", 0, 1, pd.DataFrame({"age": [30]}), True)
+    rows = [{"window": "older", "kind": "feature", "baseline_run": "run-0"},
+            {"window": latest.key, "kind": "feature", "baseline_run": "run-1"}]
+    monkeypatch.setattr(monitor, "stats_page", lambda cfg, w, schema, run: f"<p>{w.key} {run}")
+    said: list[str] = []
+    [(text, link)] = monitor.stats_link(cfg, tmp_path, rows, {latest.key: (latest, None, "run-1")},
+                                        said.append)
+    assert link == "stats/400_from_a_b.html" and "(400 from a/b)" in text and "run-1" in text
+    assert (tmp_path / link).read_text() == "<p>400 from a/b run-1"
+    assert monitor.stats_link(cfg, tmp_path, rows, {}, said.append) == [(text, link)]
+
+    def broken(*_):
+        raise FairwayError("no StatisticsGen output")
+
+    monkeypatch.setattr(monitor, "stats_page", broken)
+    assert monitor.stats_link(cfg, tmp_path / "other", rows,
+                              {latest.key: (latest, None, "run-1")}, said.append) == []
+    assert said == ["warning: no statistics page for window 400 from a/b: FairwayError: "
+                    "no StatisticsGen output"]

@@ -199,6 +199,15 @@ def test_the_page_escapes_user_strings():
     assert ("feature", ODD) in figures(text)
 
 
+def test_links_sit_under_the_title_escaped():
+    """`fairway monitor` links the latest window's statistics page (stats/<window>.html)."""
+    text = page.to_html(make_rows(windows=2), links=[(ODD, "stats/1000 from a&b.html")])
+    nav = text.split("</h1>")[1].split('<section id="summary">')[0]
+    assert nav == f"<nav id=\"links\"><a href='stats/1000 from a&amp;b.html'>{html.escape(ODD)}" \
+                  "</a></nav>"
+    assert "<nav" not in page.to_html(make_rows(windows=2))
+
+
 def test_the_page_draws_gaps_for_nan_and_a_single_window():
     rows = make_rows(nan_at=2)
     text = page.to_html(rows)
