@@ -2,7 +2,8 @@
 
 Each is a Python-function component whose body calls its executor module, where the logic
 lives and is tested (tests/test_components.py): `pipeline.data_gate` and
-`pipeline.serving_check`. TFX generates the executor classes `DataGate_Executor` and
+`pipeline.serving_check` (`EXECUTES`: with this module, the code in their cache keys, see
+pipeline.code_hash). TFX generates the executor classes `DataGate_Executor` and
 `ServingCheck_Executor` in this module; compiled pipelines (Vertex) name them, and MLMD records
 the node ids `DataGate` and `ServingCheck`, so keep these names, keys and parameters.
 
@@ -24,6 +25,9 @@ from pipeline.serving_check import ServingCheckError  # noqa: F401
 # The custom properties the Evaluator sets on its ModelBlessing.
 _BLESSED = evaluator_constants.ARTIFACT_PROPERTY_BLESSED_KEY
 _CURRENT_MODEL_ID = evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY
+
+# The module each component's body delegates to.
+EXECUTES = {"DataGate": data_gate.__name__, "ServingCheck": serving_check.__name__}
 
 
 class LatestOrNone(tfx.dsl.experimental.ResolverStrategy):
@@ -65,11 +69,14 @@ def DataGate(anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.Exam
              previous_statistics: tfx.dsl.components.InputArtifact[
                  standard_artifacts.ExampleStatistics] = None,  # None: first run
              sensitive: tfx.dsl.components.Parameter[str] = "",
-             groups: tfx.dsl.components.Parameter[str] = "[]"):
+             groups: tfx.dsl.components.Parameter[str] = "[]",
+             code_hash: tfx.dsl.components.Parameter[str] = ""):
     """Fail the run, naming every problem, if ExampleValidator found anomalies, the training data
     drifted beyond the schema's drift_comparators from the last data that passed this gate
     (`previous_statistics`), or a group of the sensitive feature (JSON list `groups`) is absent
-    from a split. Data that passes is published as `accepted`, the next run's reference."""
+    from a split. Data that passes is published as `accepted`, the next run's reference.
+    `code_hash`: unused here; the digests of the code this runs (pipeline.code_hash), so TFX's
+    cache key changes with it."""
     data_gate.run(anomalies, statistics, schema, accepted, previous_statistics,
                   sensitive=sensitive, groups=json.loads(groups))
 
@@ -80,8 +87,9 @@ def ServingCheck(model: tfx.dsl.components.InputArtifact[standard_artifacts.Mode
                  blessing: tfx.dsl.components.OutputArtifact[standard_artifacts.InfraBlessing],
                  model_name: tfx.dsl.components.Parameter[str],
                  split: tfx.dsl.components.Parameter[str] = "eval",
-                 num_examples: tfx.dsl.components.Parameter[int] = 8):
+                 num_examples: tfx.dsl.components.Parameter[int] = 8,
+                 code_hash: tfx.dsl.components.Parameter[str] = ""):
     """The step before the Pusher: writes TF Serving warmup requests from real `split` rows
     into a copy of the candidate, loads the copy in Fairway's serving runtime and replays them;
-    the Pusher pushes this copy."""
+    the Pusher pushes this copy. `code_hash`: as DataGate's."""
     serving_check.run(model, examples, blessing, model_name, split, num_examples)

@@ -78,8 +78,11 @@ class Executor(csv_executor.Executor):
 
 def component(input_base: str, presplit: bool, label: str,
               label_map: Mapping[str, int] | None,
-              floats: Sequence[str] = ()) -> tfx.components.CsvExampleGen:
-    """The ExampleGen node: `train/*` + `eval/*` when presplit, else a 2:1 hash split."""
+              floats: Sequence[str] = (),
+              code_hash: Mapping[str, str] | None = None) -> tfx.components.CsvExampleGen:
+    """The ExampleGen node: `train/*` + `eval/*` when presplit, else a 2:1 hash split.
+    `code_hash`: the digests of this executor's code (pipeline.code_hash), kept in the
+    custom_config (unread) so that TFX's cache key changes with the code."""
     from tfx.components import FileBasedExampleGen
 
     if presplit:
@@ -92,7 +95,9 @@ def component(input_base: str, presplit: bool, label: str,
             tfx.proto.SplitConfig.Split(name="eval", hash_buckets=1)]))}
     options = struct_pb2.Struct()
     options.update(json.loads(json.dumps({"label": label, "label_map": dict(label_map or {}),
-                                          "floats": list(floats)})))
+                                          "floats": list(floats),
+                                          **({"code_hash": dict(code_hash)} if code_hash
+                                             else {})})))
     custom = example_gen_pb2.CustomConfig()
     custom.custom_config.Pack(options)
     return FileBasedExampleGen(

@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import TYPE_CHECKING
 
 from tfx import v1 as tfx
 
 from modules import features as F
-from pipeline import eval_config, metadata
+from pipeline import code_hash, eval_config, metadata
+from pipeline import components as components_lib
 from pipeline import example_gen as example_gen_lib
 from pipeline.components import (DataGate, LatestBlessedOtherThanCandidate, LatestOrNone,
                                  ServingCheck)
 from pipeline.config import PipelineConfig
 from pipeline.inputs import Input  # runners/local.py still names it pipeline_lib.Input
+
+if TYPE_CHECKING:
+    import tensorflow_model_analysis as tfma
 
 PREPROCESSING_FN = "modules.transform.preprocessing_fn"
 RUN_FN = "modules.trainer.run_fn"
@@ -37,6 +42,27 @@ def trainer_configs(cfg: PipelineConfig) -> tuple[dict, dict]:
     return teacher, {**teacher, "distillation": dataclasses.asdict(cfg.distillation)}
 
 
+def node_code(node: str, evaluation: tfma.EvalConfig | None = None) -> dict[str, str]:
+    """The digests of the source files that `node` executes (pipeline.code_hash), for its cache
+    key: TFX keys on the dotted names (RUN_FN, ...), not on the code behind them. {} for a node
+    that runs no Fairway code (the Evaluator without a Fairway metric in `evaluation`)."""
+    fn_module = {"Transform": PREPROCESSING_FN, TEACHER: RUN_FN, BASELINE: RUN_FN,
+                 STUDENT: STUDENT_RUN_FN}
+    if node in fn_module:
+        return code_hash.digests(fn_module[node].rpartition(".")[0])
+    if node in components_lib.EXECUTES:  # the component's body delegates to its module
+        return code_hash.digests(components_lib.EXECUTES[node],
+                                 shallow=[components_lib.__name__])
+    if node == example_gen_lib.NODE_ID:
+        return code_hash.digests(example_gen_lib.Executor.__module__)
+    if node == "Evaluator":  # TFMA imports a metric's module by name (MetricConfig.module)
+        metric_modules = sorted({m.module for spec in evaluation.metrics_specs
+                                 for m in spec.metrics
+                                 if m.module.split(".")[0] in code_hash.PACKAGES})
+        return code_hash.digests(*metric_modules) if metric_modules else {}
+    raise KeyError(f"node_code: {node} runs no Fairway code")
+
+
 def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = False,
                     pipeline_root: str | None = None,
                     kubeflow_v2: bool = False) -> tfx.dsl.Pipeline:
@@ -45,10 +71,14 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
     Pipelines accepts (its resolvers know only TFX's built-in strategies; Vertex keeps the
     metadata itself)."""
     teacher_config, student_config = trainer_configs(cfg)
-    custom_config = {"features": teacher_config["features"]}
+    # Each node that runs Fairway code gets the digests of that code as a parameter (key
+    # code_hash.KEY): editing it re-runs the node, and its new artifacts what follows.
+    custom_config = {"features": teacher_config["features"],
+                     code_hash.KEY: node_code("Transform")}
 
     example_gen = example_gen_lib.component(str(data.base), data.presplit, cfg.dataset.label,
-                                            dict(cfg.dataset.label_map), cfg.dataset.floats)
+                                            dict(cfg.dataset.label_map), cfg.dataset.floats,
+                                            code_hash=node_code(example_gen_lib.NODE_ID))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=str(data.schema))
     example_validator = tfx.components.ExampleValidator(
@@ -66,7 +96,8 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
                          statistics=statistics_gen.outputs["statistics"],
                          schema=schema_gen.outputs["schema"], **drift,
                          sensitive=cfg.dataset.sensitive or "",
-                         groups=json.dumps(list(cfg.dataset.groups)))
+                         groups=json.dumps(list(cfg.dataset.groups)),
+                         code_hash=code_hash.as_text(node_code("DataGate")))
 
     # TF1-graph tracing of preprocessing_fn: measured 60 s -> 43 s on 2 cores (no autograph);
     # the exported Transform graph still loads as a TF2 Keras layer for serving.
@@ -77,7 +108,8 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
         custom_config=custom_config)
     transform.add_upstream_node(data_gate)  # no training on data with anomalies
 
-    def trainer(run_fn: str, config: dict, **inputs) -> tfx.components.Trainer:
+    def trainer(node: str, run_fn: str, config: dict, **inputs) -> tfx.components.Trainer:
+        config = {**config, code_hash.KEY: node_code(node)}
         return tfx.components.Trainer(
             run_fn=run_fn,
             examples=transform.outputs["transformed_examples"],
@@ -85,18 +117,18 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
             schema=schema_gen.outputs["schema"],
             train_args=tfx.proto.TrainArgs(num_steps=cfg.training.train_steps),
             eval_args=tfx.proto.EvalArgs(num_steps=cfg.training.eval_steps),
-            custom_config=config, **inputs)
+            custom_config=config, **inputs).with_id(node)
 
-    teacher = trainer(RUN_FN, teacher_config).with_id(TEACHER)
+    teacher = trainer(TEACHER, RUN_FN, teacher_config)
     trainers = [teacher]
     if cfg.distillation.enabled:
         # base_model: MLMD lineage records which teacher trained which student.
-        trainers.append(trainer(
-            STUDENT_RUN_FN, student_config, base_model=teacher.outputs["model"]).with_id(STUDENT))
+        trainers.append(trainer(STUDENT, STUDENT_RUN_FN, student_config,
+                                base_model=teacher.outputs["model"]))
     candidate = trainers[-1]  # the model that is evaluated and pushed
     if with_baseline:
-        trainers.append(trainer(RUN_FN, {**teacher_config, "mindiff": {
-            **teacher_config["mindiff"], "weight": 0.0}}).with_id(BASELINE))
+        trainers.append(trainer(BASELINE, RUN_FN, {**teacher_config, "mindiff": {
+            **teacher_config["mindiff"], "weight": 0.0}}))
 
     # The Evaluator's baseline: the latest blessed model other than this run's candidate, so an
     # unchanged re-run (cached Trainers) gives the Evaluator the inputs it had: Evaluator,
@@ -111,15 +143,21 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
         **candidate_channel,
     ).with_id("latest_blessed_model_resolver")
 
+    evaluation = eval_config.build(cfg)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=candidate.outputs["model"],
         baseline_model=baseline.outputs["model"],
-        eval_config=eval_config.build(cfg))
+        eval_config=evaluation)
+    if evaluator_code := node_code("Evaluator", evaluation):
+        # The Evaluator's spec has no free parameter: one more exec property (the executor
+        # reads only its own keys; the compiler and TFX's cache key take every one).
+        evaluator.exec_properties[code_hash.KEY] = code_hash.as_text(evaluator_code)
 
     serving_check = ServingCheck(model=candidate.outputs["model"],
                                  examples=example_gen.outputs["examples"],
-                                 model_name=cfg.model_name)
+                                 model_name=cfg.model_name,
+                                 code_hash=code_hash.as_text(node_code("ServingCheck")))
 
     pusher = tfx.components.Pusher(  # pushes the serving check's copy, warmup file included
         model_blessing=evaluator.outputs["blessing"],
