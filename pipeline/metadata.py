@@ -10,6 +10,7 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline import code_hash
 from pipeline.config import PipelineConfig
 from pipeline.errors import FairwayError
 
@@ -147,14 +148,20 @@ def pushing_run(cfg: PipelineConfig, version: int) -> str | None:
     return None
 
 
-def run_summary(cfg: PipelineConfig, run_name: str | None = None) -> dict[str, Any]:
-    """The latest run (or the named pipeline_run context) as recorded in MLMD."""
+def _store_and_run(cfg: PipelineConfig, run_name: str | None):
+    """The store and the latest run's (or the named) pipeline_run context."""
     s = store(cfg)
     run = latest_run(s, cfg.pipeline_name) if run_name is None else \
         s.get_context_by_type_and_name("pipeline_run", run_name)
     if run is None:
         raise LookupError(f"no run {run_name or ''} of pipeline '{cfg.pipeline_name}' in "
                           f"{cfg.metadata_path}")
+    return s, run
+
+
+def run_summary(cfg: PipelineConfig, run_name: str | None = None) -> dict[str, Any]:
+    """The latest run (or the named pipeline_run context) as recorded in MLMD."""
+    s, run = _store_and_run(cfg, run_name)
     node_type = s.get_context_type("node").id
     artifact_types = {t.id: t.name for t in s.get_artifact_types()}
     executions = sorted(s.get_executions_by_context(run.id),
@@ -186,6 +193,183 @@ def run_summary(cfg: PipelineConfig, run_name: str | None = None) -> dict[str, A
     summary["metrics"] = slice_metrics(evaluation.uri) if evaluation else {}
     summary["blessing_failures"] = blessing_failures(evaluation.uri) if evaluation else []
     return summary
+
+
+_SUCCESS = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+_INPUTS = (metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.DECLARED_INPUT)
+_RESOLVER_TYPE = "tfx.dsl.components.common.resolver.Resolver"
+_SHOWN = 3  # changed files or parameter fields named per reason
+
+
+def cache_summary(cfg: PipelineConfig, run_name: str | None = None) -> dict[str, Any]:
+    """`fairway status --cache`: each node of the latest run (or the named pipeline_run
+    context), whether TFX took it from the cache and, when it ran, why: what differs from the
+    node's previous successful execution (code digests, parameters, input artifact ids). TFX's
+    cache key hashes the node's parameters and input artifacts, and Fairway's nodes carry the
+    digests of their code among the parameters (pipeline.code_hash)."""
+    s, run = _store_and_run(cfg, run_name)
+    types = {t.id: t.name for t in s.get_context_types()}
+    nodes = []
+    for e in sorted(s.get_executions_by_context(run.id),
+                    key=lambda e: (e.create_time_since_epoch, e.id)):
+        contexts = s.get_contexts_by_execution(e.id)
+        node_ctx = [c for c in contexts if types[c.type_id] == "node"]
+        if not node_ctx:
+            continue
+        history = sorted((x for x in s.get_executions_by_context(node_ctx[0].id)
+                          if x.id < e.id), key=lambda x: x.id)
+        nodes.append({"node": node_ctx[0].name.split(".", 1)[-1],
+                      "state": _STATES.get(e.last_known_state, "UNKNOWN"), "execution": e.id,
+                      **_cache_verdict(s, e, history, contexts, types)})
+    # A node that ran twice in this run (a retry) is shown once: its last execution.
+    last = {n["node"]: n for n in nodes}
+    return {"pipeline": cfg.pipeline_name, "run_id": run.name,
+            "nodes": [n for n in nodes if last[n["node"]] is n]}
+
+
+def _cache_verdict(s, e, history, contexts, types) -> dict[str, Any]:
+    """cache_hit (True, False, or None: not cacheable / not finished), the reasons, and the
+    execution compared with."""
+    out: dict[str, Any] = {"cache_hit": None, "compared_with": None, "reasons": []}
+    if e.type == _RESOLVER_TYPE:
+        out["reasons"] = ["resolver: resolves its inputs anew on every run (never cached)"]
+        return out
+    if e.last_known_state == metadata_store_pb2.Execution.CACHED:
+        out.update(cache_hit=True, reasons=["cached"])
+        return out
+    if e.last_known_state in (metadata_store_pb2.Execution.NEW,
+                              metadata_store_pb2.Execution.RUNNING):
+        out["reasons"] = ["running"]
+        return out
+    out["cache_hit"] = False
+    if not history:
+        out["reasons"] = ["first run of this node"]
+        return out
+    done = [x for x in history if x.last_known_state in _SUCCESS]
+    if not done:
+        out["reasons"] = [f"no earlier successful execution ({len(history)} did not succeed)"]
+        return out
+    prev = done[-1]
+    out["compared_with"] = prev.id
+    same_key = [x for c in contexts if types[c.type_id] == "execution_cache"
+                for x in s.get_executions_by_context(c.id)
+                if x.id < e.id and x.last_known_state in _SUCCESS]
+    if same_key:
+        out["reasons"] = ["same cache key as an earlier execution: caching was off "
+                          "(--no-cache, enable_cache = false) or its outputs were gone"]
+        return out
+    out["reasons"] = (_code_change(e, prev) + _parameter_changes(e, prev)
+                      + _input_changes(s, e, prev)) or [
+        "cache key changed with the same parameters and inputs (the executor, the pipeline, "
+        "an input artifact's properties or the TFX version)"]
+    return out
+
+
+def _parameters(execution) -> dict[str, Any]:
+    """The exec properties TFX recorded on an execution (custom properties; `__x__` are TFX's
+    own bookkeeping), JSON values parsed."""
+    out = {}
+    for key, value in execution.custom_properties.items():
+        if key.startswith("__"):
+            continue
+        v = getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
+        if isinstance(v, str) and v.startswith(("{", "[")):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                pass
+        out[key] = v
+    return out
+
+
+def _split_code(value: Any) -> tuple[Any, dict[str, str] | None]:
+    """(the value without its code_hash.KEY entry, that entry), searched at any depth."""
+    if not isinstance(value, dict):
+        return value, None
+    rest, code = {}, None
+    for k, v in value.items():
+        if k == code_hash.KEY and isinstance(v, dict):
+            code = v
+            continue
+        rest[k], inner = _split_code(v)
+        code = code or inner
+    return rest, code
+
+
+def _code_of(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str] | None]:
+    rest, code = {}, None
+    for key, value in params.items():
+        if key == code_hash.KEY:
+            code = value if isinstance(value, dict) else None
+            continue
+        rest[key], inner = _split_code(value)
+        code = code or inner
+    return rest, code
+
+
+def _code_change(e, prev) -> list[str]:
+    _, before = _code_of(_parameters(prev))
+    _, after = _code_of(_parameters(e))
+    if after is None and before is None:
+        return []
+    if before is None:
+        return ["code changed (no code digests recorded before)"]
+    files = code_hash.changed_files(before, after or {})
+    if not files:
+        return []
+    more = f" and {len(files) - _SHOWN} more" if len(files) > _SHOWN else ""
+    return [f"code changed ({', '.join(files[:_SHOWN])}{more})"]
+
+
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out = {}
+        for k, v in value.items():
+            out.update(_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def _parameter_changes(e, prev) -> list[str]:
+    before, _ = _code_of(_parameters(prev))
+    after, _ = _code_of(_parameters(e))
+    out = []
+    for key in sorted({*before, *after}):
+        if key not in before:
+            out.append(f"parameter {key} added")
+        elif key not in after:
+            out.append(f"parameter {key} removed")
+        elif before[key] != after[key]:
+            a, b = _leaves(before[key]), _leaves(after[key])
+            fields = sorted(k for k in {*a, *b} if k and a.get(k) != b.get(k))
+            more = f" and {len(fields) - _SHOWN} more" if len(fields) > _SHOWN else ""
+            detail = f" ({', '.join(fields[:_SHOWN])}{more})" if fields else ""
+            out.append(f"parameter {key} changed{detail}")
+    return out
+
+
+def _input_ids(s, execution) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for ev in s.get_events_by_execution_ids([execution.id]):
+        if ev.type in _INPUTS and ev.path.steps:
+            out.setdefault(ev.path.steps[0].key, []).append(ev.artifact_id)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _ids(ids: list[int]) -> str:
+    return f"artifact{'s' if len(ids) > 1 else ''} {', '.join(map(str, ids))}" if ids else "none"
+
+
+def _input_changes(s, e, prev) -> list[str]:
+    """`input examples changed (artifact 12 -> 31)`, per input key whose artifacts differ."""
+    before, after = _input_ids(s, prev), _input_ids(s, e)
+    out = []
+    for key in sorted({*before, *after}):
+        old, new = before.get(key, []), after.get(key, [])
+        if old != new:
+            to = _ids(new).removeprefix("artifact ") if len(old) == len(new) == 1 else _ids(new)
+            out.append(f"input {key} changed ({_ids(old)} -> {to})")
+    return out
 
 
 def node_artifact(summary: dict[str, Any], node: str, kind: str) -> str:

@@ -261,6 +261,9 @@ def parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="the latest run as recorded in ML Metadata")
     _add_config_args(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--cache", action="store_true",
+                        help="each node: cached, or why it ran (code, parameter or input "
+                             "changed since its previous execution)")
 
     data = sub.add_parser("data", help="obtain and verify a dataset without running, or write "
                                        "a new span of it (--new-span) for `run --data`")
@@ -484,7 +487,7 @@ def cmd_stats(args) -> int:
 def cmd_status(args) -> int:
     from runners import report
 
-    print(report.status(_config(args), args.json))
+    print(report.status(_config(args), args.json, cache=args.cache))
     return 0
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.eval_config import key_metrics
 
-
-def status(cfg, as_json: bool = False) -> str:
+def status(cfg, as_json: bool = False, cache: bool = False) -> str:
     """`fairway status`: the latest run of `cfg` (a PipelineConfig) from ML Metadata, with the
-    engine jobs it recorded, as text or JSON."""
+    engine jobs it recorded, as text or JSON. `cache`: instead, each node's cache hit or why it
+    ran (pipeline.metadata.cache_summary)."""
     from pipeline import metadata
     from runners import engine_jobs
+
+    if cache:
+        summary = metadata.cache_summary(cfg)
+        return metadata.to_json(summary) if as_json else cache_text(summary)
 
     summary = engine_jobs.attach(cfg, metadata.run_summary(cfg))
     if as_json:
@@ -21,6 +24,8 @@ def status(cfg, as_json: bool = False) -> str:
 
 def text(summary: dict[str, Any], threshold: float = 0.5) -> str:
     """`threshold`: the decision threshold the rates are shown at."""
+    from pipeline.eval_config import key_metrics  # TFMA: seconds, not needed by cache_text
+
     lines = [f"Run {summary['run_id']} of {summary['pipeline']}", ""]
     if "engine" in summary:
         lines[-1:] = [f"Beam components ran on {summary['engine']['name']} at "
@@ -49,6 +54,28 @@ def text(summary: dict[str, Any], threshold: float = 0.5) -> str:
         lines.append(f"Pushed: version {summary['pushed_version']} -> {summary['pushed_to']}")
     else:
         lines.append("Pushed: no")
+    return "\n".join(lines)
+
+
+_VERB = {"COMPLETE": "re-ran", "FAILED": "ran and failed", "CANCELED": "ran, canceled"}
+
+
+def cache_text(summary: dict[str, Any]) -> str:
+    """One line per node: `cached`, or why it ran (`re-ran: code changed (modules/trainer.py)`)."""
+    lines = [f"Run {summary['run_id']} of {summary['pipeline']}: cache", "",
+             f"{'node':34} {'state':10} why"]
+    for n in summary["nodes"]:
+        why = "; ".join(n["reasons"])
+        if n["cache_hit"] is False:
+            verb = _VERB.get(n["state"], n["state"].lower())
+            if n["compared_with"] is None and n["state"] == "COMPLETE":
+                verb = "ran"  # nothing earlier to compare with
+            why = f"{verb}: {why}"
+        lines.append(f"{n['node']:34} {n['state']:10} {why}")
+    hits = sum(n["cache_hit"] is True for n in summary["nodes"])
+    ran = sum(n["cache_hit"] is False for n in summary["nodes"])
+    lines += ["", f"{hits} cached, {ran} ran"
+              + (" (compared with each node's previous successful execution)" if ran else "")]
     return "\n".join(lines)
 
 
