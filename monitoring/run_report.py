@@ -2,15 +2,15 @@
 
 Sections: lineage (MLMD), data (TFDV statistics train vs eval), schema, anomalies, evaluation
 (per-slice metrics, fairness by group), error analysis (eval examples sorted by loss, error per
-group), global feature importance (mean |attribution| overall and per group). TFDV's own Facets HTML loads its code from the internet through HTML imports, which
-current Chromium no longer supports, so the statistics, schema and anomalies are the statistics
-view's tables (views.stats, static here); its interactive page (charts, sorting, filter) is
-written beside the report as stats/<run>.html.
+group), global feature importance (mean |attribution| overall and per group). Beside it, the
+interactive views: stats/<run>.html (views.stats) and model/<run>.html (views.model: Fairness
+Indicators across thresholds, ROC/PR/calibration, error analysis by slice). TFDV's own Facets
+HTML loads its code from the internet through HTML imports, which current Chromium no longer
+supports, so the statistics, schema and anomalies here are the statistics view's static tables.
 """
 from __future__ import annotations
 
 import html
-import json
 import os
 import pathlib
 from typing import Any
@@ -23,28 +23,11 @@ from pipeline.config import PipelineConfig
 from pipeline.metrics import EvalData, score
 
 e = html.escape
-COLORS = {"train": "#4a7bd0", "eval": "#e08a2c", "FPR": "#c33", "FNR": "#37a"}
+COLORS = {"train": "#4a7bd0"}
 STYLE = """body{font:14px system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:3px 8px;border-bottom:1px solid #ddd;
 text-align:left;vertical-align:top}th{background:#f4f4f4}.bad{color:#b00}.ok{color:#070}
 nav a{margin-right:1em}code{font-size:12px}"""
-
-
-def _svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 220) -> str:
-    """Grouped bars (one colour per split) of fractions in [0, 1]."""
-    n = max(len(labels), 1)
-    group_w = width / n
-    bar_w = group_w / (len(series) + 1)
-    parts = [f"<svg width='{width}' height='60' role='img'>"]
-    for i, label in enumerate(labels):
-        for j, (split, values) in enumerate(series.items()):
-            h = 55 * (values[i] if i < len(values) else 0)
-            x = i * group_w + j * bar_w
-            parts.append(f"<rect x='{x:.1f}' y='{58 - h:.1f}' width='{bar_w:.1f}' "
-                         f"height='{h:.1f}' fill='{COLORS.get(split, '#888')}'>"
-                         f"<title>{e(split)} {e(label)}: {values[i]:.3f}</title></rect>")
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def _data(summary: dict[str, Any], splits=("train", "eval")):
@@ -61,8 +44,11 @@ def _data(summary: dict[str, Any], splits=("train", "eval")):
         return datasets, schema, None, "ExampleValidator did not run in this run"
 
 
-def _errors(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str, top: int = 20):
-    """(worst examples, error table per sensitive group) of the model on the eval split."""
+def _errors(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str, per_slice: int = 15):
+    """(highest-loss rows, error table per sensitive group) of the model on the eval split.
+    The rows are the `per_slice` highest-loss rows of every slice of the EvalConfig (Overall,
+    each configured slice value), so the view's slice filter always has rows to show; each row
+    lists the slices it is in, named as TFMA names them."""
     import tensorflow as tf
 
     from monitoring.requests import example_rows
@@ -73,12 +59,26 @@ def _errors(cfg: PipelineConfig, summary: dict[str, Any], model_dir: str, top: i
     eps = 1e-7
     loss = -(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
     t = cfg.evaluation.decision_threshold
+    order = np.argsort(-loss, kind="stable")
+    rows = example_rows(data.serialized)
+    specs = [tuple(sorted(s)) for s in cfg.dataset.slices]  # TFMA orders a slice's columns
+
+    def slices_of(row):
+        return [", ".join(f"{k}={row[k]}" for k in spec) for spec in specs
+                if all(k in row for k in spec)]
+
+    picked: dict[int, None] = dict.fromkeys(order[:per_slice].tolist())
+    taken: dict[str, int] = {}
+    for i in order.tolist():
+        for name in slices_of(rows[i]):
+            if taken.get(name, 0) < per_slice:
+                taken[name] = taken.get(name, 0) + 1
+                picked[i] = None
     worst = []
-    order = np.argsort(-loss)[:top]
-    for i, row in zip(order, example_rows(data.serialized[order])):
-        feats = {k: v for k, v in sorted(row.items()) if k != cfg.dataset.label}
+    for i in sorted(picked, key=lambda i: -loss[i]):
+        feats = {k: v for k, v in sorted(rows[i].items()) if k != cfg.dataset.label}
         worst.append({"loss": float(loss[i]), "label": int(y[i]), "prediction": float(p[i]),
-                      "features": feats})
+                      "features": feats, "slices": slices_of(rows[i])})
     groups = {"Overall": np.ones(len(y), bool)}
     for g in sorted(set(data.groups)) if cfg.dataset.sensitive else ():
         groups[f"{cfg.dataset.sensitive}={g}"] = data.groups == g
@@ -133,6 +133,26 @@ def _model_dir(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
     return artifacts.serving_model_dir(metadata.node_artifact(summary, node, "Model"))
 
 
+def _analysis(cfg: PipelineConfig, summary: dict[str, Any]):
+    """(highest-loss rows, errors per group, model dir or why there is none)."""
+    try:
+        model_dir = _model_dir(cfg, summary)
+        worst, errors = _errors(cfg, summary, model_dir)
+        return worst, errors, model_dir
+    except (LookupError, OSError) as err:
+        return [], {"unavailable": {"rows": 0, "mean_loss": float("nan"),
+                                    "error_rate": float("nan")}}, f"no model to analyse: {err}"
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The feature columns of the error analysis: every feature any row has, sorted."""
+    return sorted({k for r in rows for k in r["features"]})
+
+
+def _count(key: str, value: Any) -> Any:
+    return int(round(value)) if key == "example_count" and isinstance(value, float) else value
+
+
 def _table(head: list[str], rows: list[list[Any]], id_: str = "") -> str:
     def cell(v):
         return f"{v:.4f}" if isinstance(v, float) else e(str(v))
@@ -142,8 +162,14 @@ def _table(head: list[str], rows: list[list[Any]], id_: str = "") -> str:
                       for r in rows) + "</table>")
 
 
-def render(cfg: PipelineConfig, summary: dict[str, Any], stats_page: str = "") -> str:
-    """`stats_page`: the relative link to the interactive statistics page, if written."""
+def render(cfg: PipelineConfig, summary: dict[str, Any], stats_page: str = "",
+           model_page: str = "", model_data: dict[str, Any] | None = None,
+           worst: list[dict[str, Any]] | None = None, errors: dict[str, Any] | None = None,
+           model_dir: str = "") -> str:
+    """`stats_page`, `model_page`: relative links to the interactive statistics and model
+    views, if written; `model_data`: views.model.load() of the run's evaluation; `worst`,
+    `errors`, `model_dir`: _errors() of the analysed model (computed here when not given)."""
+    from views import model as model_view
     from views import stats as view
 
     from pipeline.eval_config import key_metrics
@@ -154,25 +180,18 @@ def render(cfg: PipelineConfig, summary: dict[str, Any], stats_page: str = "") -
                 "; ".join(f"{k}: {v}" for k, v in n["artifacts"].items())]
                for n in summary["nodes"]]
     datasets, schema, anomalies, no_anomalies = _data(summary)
-    metric_rows = [[s] + [v.get(key, "-") for _, key in shown]
+    metric_rows = [[s] + [_count(key, v.get(key, "-")) for _, key in shown]
                    for s, v in summary["metrics"].items()]
-    fairness = ""
-    groups = {s: v for s, v in summary["metrics"].items()
-              if cfg.dataset.sensitive and s.startswith(f"{cfg.dataset.sensitive}=")}
-    fpr, fnr = dict(shown)[f"fpr@{at}"], dict(shown)[f"fnr@{at}"]
-    if groups:
-        fairness = _svg_bars({"FPR": [groups[g].get(fpr, 0.0) for g in groups],
-                              "FNR": [groups[g].get(fnr, 0.0) for g in groups]},
-                             list(groups), width=320)
-    worst, errors = [], {}
-    model_dir = None
-    try:
-        model_dir = _model_dir(cfg, summary)
-        worst, errors = _errors(cfg, summary, model_dir)
-    except (LookupError, OSError) as err:
-        errors = {"unavailable": {"rows": 0, "mean_loss": float("nan"),
-                                  "error_rate": float("nan")}}
-        model_dir = f"no model to analyse: {err}"
+    sensitive = cfg.dataset.sensitive
+    fairness = "no sensitive feature configured"
+    if sensitive and model_data:
+        fairness = model_view.metrics_table(
+            {**model_data, "slices": [s for s in model_data["slices"]
+                                      if s["feature"] in ("", sensitive)]},
+            cfg.evaluation.decision_threshold, id_="fairness-table")
+    if worst is None:
+        worst, errors, model_dir = _analysis(cfg, summary)
+    features = _columns(worst)
     imp, why_not = None, ""
     try:
         imp = _importance(cfg, summary, model_dir)
@@ -207,25 +226,60 @@ def render(cfg: PipelineConfig, summary: dict[str, Any], stats_page: str = "") -
 <h2 id="anomalies">Anomalies (ExampleValidator)</h2>
 {view.anomalies_table(anomalies) if anomalies is not None else f'<p>{e(no_anomalies)}</p>'}
 <h2 id="evaluation">Evaluation (TFMA, per slice)</h2>
+{f'<p><a id="model-link" href="{e(model_page)}">Interactive model view</a> (Fairness '
+ f'Indicators across thresholds with confidence intervals, gaps to the reference group, ROC, '
+ f'precision-recall and calibration plots, error analysis by slice).</p>' if model_page else ''}
 {_table(["slice"] + [label for label, _ in shown], metric_rows, "metrics-table")}
-<h3>Fairness by {e(cfg.dataset.sensitive or '-')}: FPR and FNR at {at}</h3>
-<p>{fairness or 'no sensitive feature configured'}<br>
-<span style="color:{COLORS['FPR']}">■ FPR</span>
-<span style="color:{COLORS['FNR']}">■ FNR</span>; groups left to right:
-{e(', '.join(groups))}</p>
+<h3>Fairness by {e(sensitive or '-')}: rates at {at}</h3>
+{fairness}
 <h2 id="errors">Error analysis</h2>
 <p>Model: <code>{e(str(model_dir))}</code>, on the eval split; loss is the log loss.</p>
 {_table(["slice", "rows", "mean loss", "error rate"],
         [[k, v["rows"], v["mean_loss"], v["error_rate"]] for k, v in errors.items()],
         "error-table")}
 <h3>Highest-loss eval examples</h3>
-{_table(["loss", "label", "prediction", "features"],
-        [[w["loss"], w["label"], w["prediction"], json.dumps(w["features"], ensure_ascii=False)]
-         for w in worst], "worst-table")}
+{_table(["loss", "label", "prediction", *features],
+        [[w["loss"], w["label"], w["prediction"], *(w["features"].get(f, "") for f in features)]
+         for w in worst[:20]], "worst-table")}
 <h2 id="importance">Feature importance (explanations)</h2>
 {importance_section(imp, cfg.dataset.sensitive, why_not)}
 </body></html>
 """
+
+
+def _gate(cfg: PipelineConfig) -> dict[str, Any] | None:
+    """The fairness gate the Evaluator applies (pipeline.eval_config), or None."""
+    ds = cfg.dataset
+    if not ds.sensitive or len(ds.groups or ()) != 2:
+        return None
+    return {"feature": ds.sensitive, "protected": ds.groups[0], "reference": ds.groups[1],
+            "bound": cfg.evaluation.max_fpr_gap}
+
+
+def _error_slices(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({s for r in rows for s in r["slices"]}, key=lambda s: (s.count(","), s))
+
+
+def model_page(cfg: PipelineConfig, summary: dict[str, Any],
+               worst: list[dict[str, Any]] | None = None):
+    """(HTML page, data) of the model view of a run (views.model): the Evaluator's TFMA result
+    and the highest-loss rows (`worst`, from _errors; scored here when None). (None, None)
+    when the run has no evaluation."""
+    from views import model as model_view
+
+    from pipeline.eval_config import fairness_thresholds
+
+    try:
+        evaluation = metadata.node_artifact(summary, "Evaluator", "ModelEvaluation")
+    except LookupError:
+        return None, None
+    if worst is None:
+        worst = _analysis(cfg, summary)[0]
+    data = model_view.load(evaluation, fairness_thresholds(cfg))
+    return model_view.page(
+        data, cfg.evaluation.decision_threshold, gate=_gate(cfg),
+        errors=model_view.error_table(worst, _columns(worst), _error_slices(worst)),
+        title=f"Model of run {summary['run_id']}"), data
 
 
 def write(cfg: PipelineConfig, out_dir: pathlib.Path | None = None) -> pathlib.Path:
@@ -242,7 +296,16 @@ def write(cfg: PipelineConfig, out_dir: pathlib.Path | None = None) -> pathlib.P
     datasets, schema, anomalies, _ = _data(summary)
     stats_page.write_text(view.page(datasets, schema, anomalies,
                                     title=f"Statistics of run {summary['run_id']}"))
-    page.write_text(render(cfg, summary, f"stats/{page.name}"))
+    # The model view beside it, in model/: TFMA's result of this run and the error analysis.
+    worst, errors, model_dir = _analysis(cfg, summary)
+    model_html, model_data = model_page(cfg, summary, worst)
+    if model_html:
+        path = out_dir / "model" / page.name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(model_html)
+    page.write_text(render(cfg, summary, f"stats/{page.name}",
+                           f"model/{page.name}" if model_html else "", model_data,
+                           worst, errors, model_dir))
     runs = sorted((p for p in out_dir.glob("*.html") if p.name != "index.html"), reverse=True)
     (out_dir / "index.html").write_text(
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Fairway runs"

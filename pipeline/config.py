@@ -140,7 +140,12 @@ class EvaluationConfig:
     # Fairness gate: |FPR(protected) - FPR(reference)| at decision_threshold.
     max_fpr_gap: float = _knob(0.05, lo=0.0, hi=1.0)
     decision_threshold: float = _knob(0.5, lo=0.0, hi=1.0)
-    fairness_thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)  # Fairness Indicators cut-offs
+    # Fairness Indicators cut-offs (the decision threshold is always added): the model view
+    # draws each rate per slice across them.
+    fairness_thresholds: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    # Confidence intervals of every metric, per slice (TFMA): "bootstrap" (Poisson, 20
+    # samples), "jackknife" (20 buckets) or "off". They cost Evaluator time: docs/model-view.md.
+    confidence_intervals: str = _knob("off", choices=("off", "bootstrap", "jackknife"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,17 @@ def key_metrics(threshold: float) -> tuple[tuple[str, str], ...]:
             ("fpr gap", "false_positive_rate_gap"))
 
 
+def fairness_thresholds(cfg: PipelineConfig) -> list[float]:
+    """The thresholds Fairness Indicators computes its rates at: the configured cut-offs and
+    the decision threshold."""
+    ev = cfg.evaluation
+    return sorted({*ev.fairness_thresholds, ev.decision_threshold})
+
+
+CI_METHODS = {"bootstrap": tfma.ConfidenceIntervalOptions.POISSON_BOOTSTRAP,
+              "jackknife": tfma.ConfidenceIntervalOptions.JACKKNIFE}
+
+
 def _overall(threshold: tfma.MetricThreshold) -> list[tfma.PerSliceMetricThreshold]:
     # Gate on the overall slice only: tiny slices have noisy (or undefined) metrics.
     return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
@@ -65,9 +76,11 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
         # TFMA 0.47 has no built-in FairnessIndicators: it comes from fairness-indicators.
         tfma.MetricConfig(class_name="FairnessIndicators",
                           module="fairness_indicators.fairness_indicators_metrics",
-                          config=json.dumps({"thresholds": sorted(
-                              {*ev.fairness_thresholds, ev.decision_threshold})})),
+                          config=json.dumps({"thresholds": fairness_thresholds(cfg)})),
         tfma.MetricConfig(class_name="CalibrationPlot", config=json.dumps({"num_buckets": 100})),
+        # ROC and precision-recall curves of the model view; 100 thresholds draw them.
+        tfma.MetricConfig(class_name="ConfusionMatrixPlot",
+                          config=json.dumps({"num_thresholds": 100})),
         *_fairness_gate(cfg),
     ]
     return tfma.EvalConfig(
@@ -78,4 +91,9 @@ def build(cfg: PipelineConfig) -> tfma.EvalConfig:
                                              for s in cfg.dataset.slices],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
         # The model's compiled Keras metrics would duplicate these at extra cost per slice.
-        options=tfma.Options(include_default_metrics={"value": False}))
+        options=tfma.Options(
+            include_default_metrics={"value": False},
+            compute_confidence_intervals={"value": ev.confidence_intervals != "off"},
+            confidence_intervals=tfma.ConfidenceIntervalOptions(
+                method=CI_METHODS.get(ev.confidence_intervals,
+                                      tfma.ConfidenceIntervalOptions.JACKKNIFE))))

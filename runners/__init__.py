@@ -11,6 +11,8 @@ import warnings
 
 # MinDiff and TFX 1.16 expect Keras 2 (tf_keras); this must be set before tf.keras is first used.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's C++ banner out of the output
+# Keep TF's C++ banner out of the output, and at 3 also the CUDA plugin registration errors
+# ("Unable to register cuDNN factory") that every CPU-only start prints.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # google-api-core warns about Python 3.10 on every import; 3.10 is what TFX 1.16 supports.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")

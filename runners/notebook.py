@@ -5,6 +5,7 @@
     show_stats("data.csv", compare="eval@RUN_ID", config="my.toml")
     show_schema()                                 # the latest run's curated schema
     show_anomalies()                              # its ExampleValidator anomalies
+    show_model()                                  # its model view (Fairness Indicators)
 
 Each call returns a `View`: the last expression of a cell is shown inline (`_repr_html_`);
 elsewhere in a cell, `display(show_stats(...))`. `.html` is the page and `.save(path)` writes
@@ -186,5 +187,20 @@ def show_anomalies(config: Config = None, run: str | None = None) -> View:
     return _tables(f"Anomalies of run {summary['run_id']}", view.anomalies_table(found))
 
 
-# The model view (views/model.py): show_model(...) builds its page and returns
-# show_page(page, title), like show_stats above.
+def show_model(config: Config = None, run: str | None = None, height: int = HEIGHT) -> View:
+    """The model view of the latest run (or run id `run`): Fairness Indicators' rates per
+    slice across thresholds (with TFMA's intervals when the Evaluator computed them), the gaps
+    to the reference group against the gate, ROC, precision-recall and calibration, and the
+    highest-loss eval rows filterable by slice (docs/model-view.md)."""
+    from monitoring import run_report
+    from pipeline import metadata
+
+    cfg = pipeline_config(config)
+    with _user_errors("show_model"):
+        summary = metadata.run_summary(cfg, run)
+        page, _ = run_report.model_page(cfg, summary)
+        if page is None:
+            raise NotebookError(f"show_model: run {summary['run_id']} has no Evaluator output "
+                                "(it failed or stopped before the Evaluator); pass run=... of "
+                                "a run that evaluated a model")
+    return show_page(page, f"Model of run {summary['run_id']}", height)

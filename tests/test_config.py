@@ -131,6 +131,26 @@ def test_fairness_thresholds_are_numbers_in_the_unit_interval(write):
         config.load(write("bad.toml", user_toml("[evaluation]\nfairness_thresholds = [1.5]")))
 
 
+def test_confidence_intervals_choose_tfmas_method_and_default_to_off(write):
+    import tensorflow_model_analysis as tfma
+
+    from pipeline import eval_config
+
+    default = config.load(write("d.toml", user_toml("")))
+    assert eval_config.build(default).options.compute_confidence_intervals.value is False
+    assert eval_config.fairness_thresholds(default) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8,
+                                                        0.9]
+    cfg = config.load(write("b.toml", user_toml(
+        '[evaluation]\nconfidence_intervals = "bootstrap"\ndecision_threshold = 0.45')))
+    options = eval_config.build(cfg).options
+    assert options.compute_confidence_intervals.value is True
+    assert options.confidence_intervals.method == \
+        tfma.ConfidenceIntervalOptions.POISSON_BOOTSTRAP
+    assert 0.45 in eval_config.fairness_thresholds(cfg)
+    with pytest.raises(config.ConfigError, match="'evaluation.confidence_intervals'"):
+        config.load(write("x.toml", user_toml('[evaluation]\nconfidence_intervals = "yes"')))
+
+
 def test_enable_cache_must_be_a_boolean(write):
     cfg = write("c.toml", '[dataset]\nname = "census"\nsource = "census"\nnumeric = ["age"]\n'
                           'label = "income"\n[pipeline]\nenable_cache = "false"\n')

@@ -367,6 +367,38 @@ def test_the_run_report_renders_in_headless_chromium(census, tmp_path):
     assert len(losses) == 20 and losses == sorted(losses, reverse=True)
     index = (tmp_path / "index.html").read_text()
     assert page.name in index
+    # The model view beside it: TFMA's numbers of this run, drawn offline.
+    assert f'href="model/{page.name}"' in dom and 'id="fairness-table"' in dom
+    model_page = tmp_path / "model" / page.name
+    shot = subprocess.run(flags + ["--virtual-time-budget=15000",
+                                   f"--screenshot={artifacts / 'report-model.png'}",
+                                   model_page.as_uri()], capture_output=True, text=True,
+                          timeout=120)
+    assert [line for line in shot.stderr.splitlines() if "CONSOLE" in line] == []
+    dom = subprocess.run(flags + ["--virtual-time-budget=15000", "--dump-dom",
+                                  model_page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    root = re.search(r'<div class="fw-model" id="fw-model"([^>]*)>', dom).group(1)
+    assert 'data-rendered="yes"' in root and 'data-warnings="0"' in root, root
+    raw = model_page.read_text().split('class="fw-model-data">')[1].split("</script>")[0]
+    shown = {s["slice"]: s for s in json.loads(raw)["slices"]}
+    female = latest["metrics"]["sex=Female"]
+    assert shown["sex=Female"]["count"] == int(female["example_count"])
+    fpr = dict((t, v) for t, v, *_ in shown["sex=Female"]["rates"]["FPR"])
+    assert fpr[0.5] == female["fairness_indicators_metrics/false_positive_rate@0.5"]
+    assert sorted(fpr) == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    assert len(json.loads(raw)["curves"]["Overall"]["roc"]) > 50  # ConfusionMatrixPlot
+    assert f"<td>{int(female['example_count']):,}</td>" in dom
+
+
+def test_show_model_renders_the_model_view_in_a_notebook_cell(census):
+    from runners.notebook import show_model
+
+    cfg, summary = census
+    view = show_model(cfg)
+    out = view._repr_html_()
+    assert out.startswith("<iframe") and "fw-model-data" in view.html
+    assert f"Model of run {summary['run_id']}" in view.html
 
 
 def card_of(cfg, to: pathlib.Path, *version: str) -> int:
