@@ -293,21 +293,10 @@ def test_editing_code_reruns_exactly_the_nodes_that_run_it(census_config, tmp_pa
     assert nodes["TeacherTrainer"]["state"] == "FAILED"
     assert nodes["TeacherTrainer"]["reasons"] == ["code changed (modules/trainer.py)"]
 
-    # A working edit of the trainer: both Trainers and what follows them re-run.
+    # The trainer as it was: its own code matches the first run again (what follows re-runs
+    # because the edit of transform.py below changes the Trainers' inputs). The failed run above
+    # already proves the edited code is what ran: a separate working edit cost a whole run.
     trainer.write_text(original)
-    _edit(trainer, "run_fn", '__import__("pathlib").Path(__file__).with_name("teacher.ran")'
-                             '.touch()')
-    rc, nodes = run()
-    assert rc == 0, run.output
-    assert (code / "modules" / "teacher.ran").exists()  # the edited code is what ran
-    s = states(nodes)
-    assert {k: s[k] for k in [*upstream, "Transform"]} == \
-        dict.fromkeys([*upstream, "Transform"], "CACHED")
-    for node in ("TeacherTrainer", "StudentTrainer", "Evaluator", "ServingCheck", "Pusher"):
-        assert s[node] == "COMPLETE", (node, nodes[node])
-    assert nodes["TeacherTrainer"]["reasons"] == ["code changed (modules/trainer.py)"]
-    assert "code changed (modules/trainer.py)" in nodes["StudentTrainer"]["reasons"]
-    assert any(r.startswith("input model changed") for r in nodes["Evaluator"]["reasons"])
 
     # An edit of transform.py: Transform re-runs for its code, the Trainers for its output.
     _edit(code / "modules" / "transform.py", "preprocessing_fn",
