@@ -167,6 +167,11 @@ def parser() -> argparse.ArgumentParser:
                        help="skip assets.extra/tf_serving_warmup_requests")
     serve.add_argument("--max-request-bytes", type=_positive, default=64 << 20,
                        help="largest REST body accepted (default 64 MiB)")
+    serve.add_argument("--validate", choices=("off", "flag", "reject"), default="off",
+                       help="check each request against the version's serving schema "
+                            "(assets.extra/schema.pbtxt: types, domains, ranges, required "
+                            "features): reject answers 400/INVALID_ARGUMENT naming the field, "
+                            "flag serves it and logs and counts it; default off")
 
     predict = sub.add_parser(
         "predict", help="send rows from a CSV or JSON file to a TF Serving REST or gRPC API "

@@ -79,5 +79,5 @@ def run(args, config: Callable[[], PipelineConfig]) -> int:
         request_log_dir=args.request_log_dir,
         log_sampling_rate=_fraction(args.log_sampling_rate, "--log-sampling-rate"),
         log_rotate_seconds=args.log_rotate_seconds,
-        max_request_bytes=args.max_request_bytes))
+        max_request_bytes=args.max_request_bytes, validate=args.validate))
     return 0

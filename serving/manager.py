@@ -22,6 +22,7 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import routing as routing_lib
+from serving import validation as validation_lib
 from serving.errors import ServingError, invalid, not_found
 from serving.servable import Servable
 
@@ -128,13 +129,15 @@ class ModelManager:
                  max_load_retries: int = 5, retry_seconds: float = 60.0,
                  warmup: Callable[[Servable], None] | None = None, log=print,
                  canary_fraction: float = 0.0, shadow_label: str | None = None,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None,
+                 validation: validation_lib.Policy | None = None):
         if len({s.name for s in sources}) != len(sources):
             raise ValueError("model names must be unique")
         self.models = {s.name: Model(s) for s in sources}
         self.poll_seconds, self.max_load_retries = poll_seconds, max_load_retries
         self.retry_seconds, self.warmup, self.log = retry_seconds, warmup, log
         self.canary_fraction, self.shadow_label = canary_fraction, shadow_label
+        self.validation = validation  # --validate: each version's checks, after its warmup
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -283,6 +286,8 @@ class ModelManager:
             servable = Servable(name, v.number, v.path)
             if self.warmup:
                 self.warmup(servable)
+            if self.validation is not None:
+                self.validation.attach(servable)
         except Exception as e:  # any failure of load or warmup: retry, then give up
             v.failures += 1
             message = f"{type(e).__name__}: {e}"

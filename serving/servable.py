@@ -81,6 +81,9 @@ def read_signature_defs(path: str) -> dict:
 class Servable:
     def __init__(self, name: str, version: int, path: str):
         self.name, self.version, self.path = name, version, path
+        # --validate flag|reject: serving.validation.Policy.attach sets both once the version
+        # is loaded and warmed up (warmup requests are not checked).
+        self.validator = self.policy = None
         self.signature_defs = read_signature_defs(path)
         self._loaded = tf.saved_model.load(path)
         self.signatures = {}
@@ -97,7 +100,8 @@ class Servable:
 
     def run(self, sig: Signature, inputs: Mapping[str, np.ndarray],
             output_filter: Sequence[str] = ()) -> dict[str, np.ndarray]:
-        """Calls the signature after checking names, dtypes and shapes of every input."""
+        """Calls the signature after checking names, dtypes and shapes of every input (and,
+        with --validate, the values against the version's schema)."""
         if set(inputs) != set(sig.inputs):
             extra, missing = set(inputs) - set(sig.inputs), set(sig.inputs) - set(inputs)
             raise invalid(f"input size does not match signature: {len(inputs)}!={len(sig.inputs)} "
@@ -118,6 +122,8 @@ class Servable:
                 raise invalid(f"input '{key}' has shape {list(value.shape)}; the signature "
                               f"expects {spec.shape}")
             flat.append(tf.constant(value, spec.dtype))
+        if self.validator is not None:  # the one place REST, gRPC and tf.Examples meet
+            self.policy.enforce(self, sig, inputs)
         try:
             # The flat call skips ~1 ms of Python argument binding per request.
             out = sig.fn._call_flat(flat, sig.fn.captured_inputs)

@@ -10,7 +10,7 @@ from concurrent import futures
 import grpc
 from aiohttp import web
 
-from serving import grpc_api, warmup
+from serving import grpc_api, validation, warmup
 from serving.manager import ModelManager, ModelSource
 from serving.rest import RestApi
 from serving.service import Service
@@ -37,6 +37,7 @@ class Options:
     max_request_bytes: int = 64 << 20
     startup_timeout: float | None = None
     workers: int = 4  # threads for requests too large to answer on the event loop
+    validate: str = "off"  # check requests against each version's schema: off | flag | reject
 
 
 def log(message: str) -> None:
@@ -44,12 +45,14 @@ def log(message: str) -> None:
 
 
 def build_service(sources: list[ModelSource], opts: Options) -> Service:
+    metrics = Metrics()
     manager = ModelManager(
         sources, poll_seconds=opts.poll_seconds, max_load_retries=opts.max_load_retries,
         retry_seconds=opts.load_retry_seconds, log=log,
         warmup=_replay if opts.warmup else None,
-        canary_fraction=opts.canary_fraction, shadow_label=opts.shadow_label)
-    metrics = Metrics()
+        canary_fraction=opts.canary_fraction, shadow_label=opts.shadow_label,
+        validation=None if opts.validate == validation.OFF else
+        validation.Policy(opts.validate, metrics.anomalies, log))
     logs = opts.request_log_dir
     return Service(
         manager, metrics,
@@ -73,10 +76,19 @@ def serve(sources: list[ModelSource], opts: Options) -> None:
     for s in sources:
         log(f"model {s.name!r}: base path {s.base_path}, policy {s.policy}"
             + (f", labels {dict(s.labels)}" if s.labels else ""))
+    if opts.validate != validation.OFF:
+        log(f"--validate {opts.validate}: requests are checked against each version's "
+            f"{validation.SCHEMA_FILE}; versions without one are not checked (said as each loads)")
     if opts.routing_file:  # the registry's changes made while the server was down apply now
         service.manager.follow(opts.routing_file)
         log(f"following the routing file {opts.routing_file}")
     service.manager.wait_until_available(opts.startup_timeout)
+    if opts.validate != validation.OFF:
+        unchecked = [f"{n}/{v.number}" for n, m in service.manager.models.items()
+                     for v in m.versions.values()
+                     if v.servable is not None and v.servable.validator is None]
+        if unchecked:
+            log(f"NOT validated (no {validation.SCHEMA_FILE}): version(s) {', '.join(unchecked)}")
     service.manager.start()
     try:
         asyncio.run(_serve(service, opts))

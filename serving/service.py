@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from tensorflow_serving.apis import model_pb2, prediction_log_pb2
 
+from serving import validation
 from serving.errors import ServingError, invalid
 from serving.manager import ModelManager
 from serving.servable import Servable
@@ -41,7 +42,8 @@ class Service:
         try:
             primary, shadow = self.manager.route(name, version, label, request_id)
             served = str(primary.version)
-            result, build_log = fn(primary)
+            with validation.request(request_id):
+                result, build_log = fn(primary)
         except ServingError as e:
             self.metrics.observe(name, served, api, entrypoint, e.status_name,
                                  time.perf_counter() - started)
@@ -58,7 +60,8 @@ class Service:
                 request_id: str) -> None:
         status = "OK"
         try:
-            _, build_log = fn(shadow)
+            with validation.request(request_id, checked=False):  # only logged: not checked
+                _, build_log = fn(shadow)
             self.shadow_log.log(shadow.name, _with_metadata(build_log, shadow, arrived,
                                                             request_id))
         except ServingError as e:

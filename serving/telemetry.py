@@ -36,6 +36,12 @@ class Metrics:
         self.logged = Counter(":fairway:serving:logged_request_count",
                               "PredictionLog records written.", ["model_name", "kind"],
                               registry=self.registry)
+        # --validate flag|reject: requests whose `feature` had an anomaly of `kind` (type,
+        # domain, range, missing), once per request and (feature, kind).
+        self.anomalies = Counter(":fairway:serving:request_anomaly_count",
+                                 "Requests with a schema anomaly, by feature and kind.",
+                                 ["model_name", "version", "feature", "kind"],
+                                 registry=self.registry)
 
     def observe(self, model: str, version: str, api: str, entrypoint: str, status: str,
                 seconds: float) -> None:
