@@ -86,10 +86,12 @@ def ServingCheck(model: tfx.dsl.components.InputArtifact[standard_artifacts.Mode
                  examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
                  blessing: tfx.dsl.components.OutputArtifact[standard_artifacts.InfraBlessing],
                  model_name: tfx.dsl.components.Parameter[str],
+                 schema: tfx.dsl.components.InputArtifact[standard_artifacts.Schema] = None,
                  split: tfx.dsl.components.Parameter[str] = "eval",
                  num_examples: tfx.dsl.components.Parameter[int] = 8,
                  code_hash: tfx.dsl.components.Parameter[str] = ""):
     """The step before the Pusher: writes TF Serving warmup requests from real `split` rows
-    into a copy of the candidate, loads the copy in Fairway's serving runtime and replays them;
-    the Pusher pushes this copy. `code_hash`: as DataGate's."""
-    serving_check.run(model, examples, blessing, model_name, split, num_examples)
+    and the `schema` restricted to SERVING (assets.extra/schema.pbtxt, for `fairway serve
+    --validate`) into a copy of the candidate, loads the copy in Fairway's serving runtime and
+    replays them; the Pusher pushes this copy. `code_hash`: as DataGate's."""
+    serving_check.run(model, examples, blessing, model_name, split, num_examples, schema)

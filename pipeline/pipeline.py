@@ -156,6 +156,7 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
 
     serving_check = ServingCheck(model=candidate.outputs["model"],
                                  examples=example_gen.outputs["examples"],
+                                 schema=schema_gen.outputs["schema"],  # for serve --validate
                                  model_name=cfg.model_name,
                                  code_hash=code_hash.as_text(node_code("ServingCheck")))
 

@@ -193,6 +193,7 @@ def test_exported_models_are_plain_keras_without_training_wrappers(census):
 def test_pushed_model_carries_warmup_requests_built_from_eval_rows(census):
     _, summary = census
     path = pathlib.Path(summary["pushed_to"]) / warmup.FILE
+    assert (path.parent / "schema.pbtxt").is_file()  # the serving schema, for serve --validate
     logs = [prediction_log_pb2.PredictionLog.FromString(r)
             for r in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()]
     kinds = {(log.WhichOneof("log_type"), getattr(log, log.WhichOneof("log_type"))

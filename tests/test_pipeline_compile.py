@@ -107,7 +107,7 @@ def test_custom_components_keep_their_keys_and_parameters(ir):
     assert set(gate.outputs.outputs) == {"accepted"}
     assert set(gate.parameters.parameters) == {"sensitive", "groups", "code_hash"}
     assert gate.node_info.type.name == "pipeline.components.DataGate"
-    assert set(check.inputs.inputs) == {"model", "examples"}
+    assert set(check.inputs.inputs) == {"model", "examples", "schema"}
     assert set(check.outputs.outputs) == {"blessing"}
     # split and num_examples keep their defaults (an unset default is not in the IR).
     assert {"model_name", "code_hash"} <= set(check.parameters.parameters) <= {
