@@ -12,10 +12,15 @@ Results: outputs/<dataset>/bench/serving.{json,md}.
 `--explain` measures instead what explanations cost: the model's `explain` signature against
 `serving_default`, in-process, over REST (`:explain` vs `:predict`) and gRPC (Predict with
 signature_name explain), at batch 1 and 64: outputs/<dataset>/bench/serving-explain.{json,md}.
+
+`--validate` measures the latency `fairway serve --validate reject` adds to valid requests
+against `--validate off` (REST :predict, REST :classify with tf.Examples, gRPC Predict; batch 1
+and 64) and the checks alone in-process: outputs/<dataset>/bench/serving-validate.{json,md}.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import http.client
 import json
@@ -85,6 +90,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=10.0, help="per throughput run")
     ap.add_argument("--explain", action="store_true",
                     help="latency of :explain against :predict instead")
+    ap.add_argument("--validate", action="store_true",
+                    help="latency added by `fairway serve --validate reject` against off "
+                         "instead")
     ap.add_argument("--eval-csv", help="rows to send (default: the dataset's eval CSV)")
     args = ap.parse_args(argv)
 
@@ -104,6 +112,8 @@ def main(argv=None) -> int:
                                    for k, v in sig.inputs.items()})
     if args.explain:
         return explain_bench(args, cfg, base, servable, rows)
+    if args.validate:
+        return validate_bench(args, cfg, versions[-1], servable, rows)
     result = {"model": str(versions[-1]), "python": platform.python_version(),
               "cpus": os.cpu_count(), "in_process": {}, "rest": {}, "grpc": {}}
     calls = {1: args.calls, 64: max(200, args.calls // 4)}
@@ -244,6 +254,131 @@ def explain_bench(args, cfg, base: pathlib.Path, servable: Servable, rows: list[
     (out / "serving-explain.md").write_text(text)
     print(text)
     print(f"written: {out / 'serving-explain.json'}, {out / 'serving-explain.md'}")
+    return 0
+
+
+def validate_bench(args, cfg, version: pathlib.Path, servable: Servable,
+                   rows: list[dict]) -> int:
+    """p50/p99 of the same valid requests to a server with --validate off and one with
+    --validate reject (a copy of the version carrying the serving schema, as ServingCheck
+    writes it now), interleaved: REST :predict (instances), REST :classify (tf.Examples) and
+    gRPC Predict, at batch 1 and 64; plus the checks alone, in-process."""
+    import shutil
+    import tempfile
+
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from pipeline import serving_check
+    from serving import validation
+
+    name = servable.name
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="fairway-bench-validate-"))
+    try:
+        copy = tmp / name / version.name
+        shutil.copytree(version, copy)
+        if not (copy / validation.SCHEMA_FILE).exists():  # pushed before the serving schema
+            serving_check.write_serving_schema(str(cfg.dataset.schema_file.parent), str(copy))
+        validator = validation.load(str(copy))
+        sig = servable.signature("serving_default")
+        arrays = {k: np.array([r[k] for r in rows], dtype=object if v.dtype == tf.string
+                              else v.np_dtype) for k, v in sig.inputs.items()}
+        arrays = {k: (np.array([x.encode() for x in a], dtype=object) if a.dtype == object
+                      else a) for k, a in arrays.items()}
+        valid = [i for i in range(len(rows))
+                 if not validator.check(sig, {k: a[i:i + 1] for k, a in arrays.items()})]
+        rows = [rows[i] for i in valid]  # only valid requests: served in both modes
+        print(f"{len(valid)} of 64 eval rows pass the schema; sending those", flush=True)
+        result = {"model": str(version), "cpus": os.cpu_count(), "rows": len(rows),
+                  "batches": {}}
+        with contextlib.ExitStack() as stack:
+            servers = {mode: stack.enter_context(serve(
+                tmp, "--model-dir", str(tmp / name), "--model-name", name, "--validate", mode,
+                "--no-warmup")) for mode in ("off", "reject")}
+            assert "requests validated against" in servers["reject"].output()
+            channels = {m: stack.enter_context(grpc.insecure_channel(s.grpc_target))
+                        for m, s in servers.items()}
+            conns = {m: http.client.HTTPConnection("127.0.0.1", s.rest_port)
+                     for m, s in servers.items()}
+            for batch in (1, 64):
+                batch_rows = (rows * 64)[:batch]
+                print(f"--validate off vs reject, batch {batch} ...", flush=True)
+                predict_body = json.dumps({"instances": batch_rows}).encode()
+                # tf.Examples as the training data has them: integers for INT features, a
+                # missing value (NaN, "") left out.
+                ex_rows = [{k: int(v) if isinstance(v, float) and v.is_integer() and
+                            k in validator.checks and validator.checks[k].type ==
+                            validation.schema_pb2.INT else v for k, v in r.items()
+                            if v != "" and not (isinstance(v, float) and v != v)}
+                           for r in batch_rows]
+                classify_body = json.dumps({"signature_name": "classification",
+                                            "examples": ex_rows}).encode()
+                req = predict_pb2.PredictRequest()
+                req.model_spec.name = name
+                for k, v in sig.inputs.items():
+                    vals = [r[k] for r in batch_rows]
+                    req.inputs[k].CopyFrom(tf.make_tensor_proto(
+                        np.array(vals, dtype=object) if v.dtype == tf.string else vals, v.dtype))
+                calls = {}
+                for mode in servers:
+                    stub = prediction_service_pb2_grpc.PredictionServiceStub(channels[mode])
+
+                    def rest(verb, body, conn=conns[mode]):
+                        def call():
+                            conn.request("POST", f"/v1/models/{name}:{verb}", body,
+                                         {"Content-Type": "application/json"})
+                            r = conn.getresponse()
+                            r.read()
+                            assert r.status == 200
+                        return call
+                    calls[f"rest_predict_{mode}"] = rest("predict", predict_body)
+                    calls[f"rest_classify_{mode}"] = rest("classify", classify_body)
+                    calls[f"grpc_predict_{mode}"] = lambda stub=stub: stub.Predict(req,
+                                                                                   timeout=30)
+                batch_arrays = {k: np.concatenate([a[valid]] * 64)[:batch]
+                                for k, a in arrays.items()}
+                examples = np.array([tf.train.Example(features=tf.train.Features(feature={
+                    k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()]))
+                    if isinstance(v, str) else
+                    tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
+                    if isinstance(v, int) else
+                    tf.train.Feature(float_list=tf.train.FloatList(value=[v]))
+                    for k, v in r.items()})).SerializeToString() for r in ex_rows],
+                    dtype=object)
+                ex_sig = servable.signature("classification")
+                calls["check_tensors_in_process"] = lambda a=batch_arrays: validator.check(sig, a)
+                calls["check_examples_in_process"] = lambda e=examples: validator.check(
+                    ex_sig, {"inputs": e})
+                n = args.calls if batch == 1 else max(50, args.calls // 4)
+                times = timed(calls, n, warm=20)
+                entry = {k: percentiles(v) for k, v in times.items()}
+                for path in ("rest_predict", "rest_classify", "grpc_predict"):
+                    off, rej = entry[f"{path}_off"], entry[f"{path}_reject"]
+                    entry[f"{path}_added"] = {q: round(rej[q] - off[q], 3)
+                                              for q in ("p50_ms", "p99_ms")}
+                result["batches"][batch] = entry
+            for conn in conns.values():
+                conn.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    lines = ["| path | batch | off p50 ms | reject p50 ms | added p50 ms | off p99 ms | "
+             "reject p99 ms | added p99 ms |", "|---|---|---|---|---|---|---|---|"]
+    for batch, r in result["batches"].items():
+        for path in ("rest_predict", "rest_classify", "grpc_predict"):
+            off, rej, add = r[f"{path}_off"], r[f"{path}_reject"], r[f"{path}_added"]
+            lines.append(f"| {path} | {batch} | {off['p50_ms']} | {rej['p50_ms']} | "
+                         f"{add['p50_ms']} | {off['p99_ms']} | {rej['p99_ms']} | "
+                         f"{add['p99_ms']} |")
+        for path in ("check_tensors_in_process", "check_examples_in_process"):
+            c = r[path]
+            lines.append(f"| {path} (the checks alone) | {batch} | | | {c['p50_ms']} | | | "
+                         f"{c['p99_ms']} |")
+    text = "\n".join(lines) + "\n"
+    out = cfg.command_dir("bench")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serving-validate.json").write_text(json.dumps(result, indent=2))
+    (out / "serving-validate.md").write_text(text)
+    print(text)
+    print(f"written: {out / 'serving-validate.json'}, {out / 'serving-validate.md'}")
     return 0
 
 
