@@ -270,6 +270,19 @@ def parser() -> argparse.ArgumentParser:
                         help="each node: cached, or why it ran (code, parameter or input "
                              "changed since its previous execution)")
 
+    doctor = sub.add_parser("doctor", help="check the platform (Python, glibc, the packages "
+                                           "against the lock, the core stack, Java, Chromium, "
+                                           "MariaDB, the metadata store, free disk) and print "
+                                           "the fix for each problem")
+    _add_config_args(doctor)
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.add_argument("--imports", action="store_true",
+                        help="import tensorflow, apache_beam, tensorflow_model_analysis and "
+                             "tfx.v1 in a child process (~40 s) instead of only finding them")
+    doctor.add_argument("--lock", action="append", metavar="FILE",
+                        help="compare with this lock (repeatable; default requirements/lock.txt "
+                             "and requirements/fairness-indicators.txt)")
+
     data = sub.add_parser("data", help="obtain and verify a dataset without running, or write "
                                        "a new span of it (--new-span) for `run --data`")
     _add_config_args(data)
@@ -496,6 +509,12 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from runners import doctor
+
+    return 0 if doctor.run(args, lambda: _config(args)) else EXIT_FAILED
+
+
 def cmd_data(args) -> int:
     from data import acquire
 
@@ -566,6 +585,7 @@ def main(argv=None) -> int:
                     "monitor": cmd_monitor, "report": cmd_report, "stats": cmd_stats, "status": cmd_status, "data": cmd_data,
                     "init": cmd_init, "card": cmd_card, "label-queue": cmd_label_queue,
                     "rollout": cmd_rollout,
+                    "doctor": cmd_doctor,
                     **dict.fromkeys(("models", "promote", "rollback", "unset", "approve",
                                      "history"), cmd_release)}
         return commands[args.command](args)
