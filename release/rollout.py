@@ -250,8 +250,18 @@ class Rollout:
         return step_start, began
 
     @staticmethod
-    def _arms(frame: pd.DataFrame, canary: int, production: int, since: float):
-        return analysis.arm(frame, canary, since), analysis.arm(frame, production, since)
+    def _arms(frame: pd.DataFrame, canary: int, production: int, since: float,
+              align: bool = True):
+        """Each arm's logged rows since `since`. `align`: both arms end at the earlier of their
+        last logged rows, so they cover the same period even when one version's request log
+        is flushed later (the traffic's rows change over time, and a stretch seen by one arm
+        only would show as a prediction shift). Not at a 100 % step, where production has
+        stopped answering."""
+        c, p = analysis.arm(frame, canary, since), analysis.arm(frame, production, since)
+        if align and len(c) and len(p):
+            until = min(c["_time"].max(), p["_time"].max())
+            c, p = c[c["_time"] <= until], p[p["_time"] <= until]
+        return c, p
 
     def _ready(self, c_req: int, p_req: int, c_rows: pd.DataFrame, p_rows: pd.DataFrame
                ) -> tuple[bool, str]:
@@ -274,14 +284,14 @@ class Rollout:
         return ok, "; ".join(parts)
 
     def analyse(self, base: analysis.Scrape, end: analysis.Scrape, frame: pd.DataFrame,
-                canary: int, production: int, since: float) -> list[Row]:
+                canary: int, production: int, since: float, align: bool = True) -> list[Row]:
         delta = end - base
         rows = [analysis.error_rate(analysis.counts(delta, canary),
                                     analysis.counts(delta, production), self.th),
                 analysis.latency(delta.latency.get(str(canary), {}),
                                  delta.latency.get(str(production), {}), self.th)]
         if self.opts.logs:
-            c, p = self._arms(frame, canary, production, since)
+            c, p = self._arms(frame, canary, production, since, align)
             rows += analysis.prediction_checks(c, p, self.th, self.sensitive, self.groups)
         return analysis.bonferroni(rows, self.th.alpha)[0]
 
@@ -302,6 +312,7 @@ class Rollout:
         most), then analyse it."""
         began = time.time()
         base, since = self._window(start, self.server.metrics(), began, fraction)
+        align = fraction is None or fraction < 1.0
         t0, last = time.monotonic(), 0.0
         frame = pd.DataFrame()
         while True:
@@ -309,7 +320,7 @@ class Rollout:
             delta = end - base
             c_req, p_req = (analysis.counts(delta, v)[0] for v in (canary, production))
             frame = self._frame()
-            c_rows, p_rows = self._arms(frame, canary, production, since)
+            c_rows, p_rows = self._arms(frame, canary, production, since, align)
             ready, status = self._ready(c_req, p_req, c_rows, p_rows)
             elapsed = time.monotonic() - t0
             if (ready and elapsed >= self.opts.step_seconds) or elapsed >= self.opts.timeout:
@@ -319,7 +330,7 @@ class Rollout:
                 last = time.monotonic()
             time.sleep(self.opts.poll_seconds)
         self.log(f"  [{name}] {elapsed:.0f} s: {status}; analysing")
-        rows = self.analyse(base, end, frame, canary, production, since)
+        rows = self.analyse(base, end, frame, canary, production, since, align)
         verdict, reasons = self._verdict(rows)
         if verdict == INSUFFICIENT:
             reasons = [f"not enough traffic in {elapsed:.0f} s (timeout "

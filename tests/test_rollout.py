@@ -260,3 +260,21 @@ def test_usage_errors_exit_2(deployment, capsys):
     err = capsys.readouterr().err
     assert "--steps '50,25'" in err and "unknown version 999" in err
     assert rollout_cmd.STRATEGIES == STRATEGIES
+
+
+def test_both_arms_cover_the_same_seconds_unless_production_has_stopped():
+    """A version's request log can be flushed later than the other's: the arms are cut to the
+    earlier last second, so a stretch of traffic only one arm's log holds is not compared."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"_version": [1] * 6 + [2] * 11,
+                          "_time": list(range(100, 106)) + list(range(100, 111)),
+                          "_prediction": [0.1] * 17})
+    canary, production = rollout_lib.Rollout._arms(frame, 1, 2, since=100)
+    assert len(canary) == 6 and production["_time"].max() == 105 and len(production) == 6
+    # A 100 % step: production answers nothing any more, so nothing is cut.
+    canary, production = rollout_lib.Rollout._arms(frame, 1, 2, since=100, align=False)
+    assert len(canary) == 6 and len(production) == 11
+    # Since: rows before the step are not the step's.
+    canary, production = rollout_lib.Rollout._arms(frame, 1, 2, since=103)
+    assert list(canary["_time"]) == [103, 104, 105] == list(production["_time"])
