@@ -44,7 +44,7 @@ def text(summary: dict[str, Any], threshold: float = 0.5) -> str:
                  if any(key in v for v in summary["metrics"].values())]
         lines.append(f"{'slice':40}" + "".join(f"{label:>13}" for label, _ in shown))
         for slice_name, values in summary["metrics"].items():
-            cells = "".join(_cell(values.get(key, "-")) for _, key in shown)
+            cells = "".join(_cell(values.get(key, "-"), key) for _, key in shown)
             lines.append(f"{slice_name[:40]:40}{cells}")
     lines.append("")
     lines.append(f"Blessed: {summary['blessed']}")
@@ -79,5 +79,7 @@ def cache_text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _cell(value) -> str:
+def _cell(value, key: str = "") -> str:
+    if key == "example_count" and isinstance(value, float):
+        return f"{int(round(value)):>13,}"  # a count, not 16281.0000
     return f"{value:>13.4f}" if isinstance(value, float) else f"{value!s:>13}"

@@ -24,3 +24,11 @@ def test_applications_attach_to_the_node_whose_beam_job_they_ran(tmp_path):
     text = report.text(summary)
     assert "Beam components ran on spark at spark://127.0.0.1:7077" in text
     assert "Spark application: app-1 (FINISHED, 2.5s)" in text
+
+
+def test_status_prints_counts_as_integers():
+    summary = {"run_id": "run-1", "pipeline": "p", "nodes": [], "blessed": True,
+               "pushed": False, "metrics": {"Overall": {"example_count": 16281.0,
+                                                        "auc": 0.91234}}}
+    text = report.text(summary)
+    assert "16,281" in text and "16281.0000" not in text and "0.9123" in text
