@@ -23,7 +23,7 @@ import json
 import math
 from typing import Any, Mapping, Sequence
 
-from views.stats import COLORS, _json, scripts
+from views.stats import COLORS, VEGA_LOGGER, _json, scripts
 
 e = html.escape
 FI = "fairness_indicators_metrics/{}@{:g}"
@@ -170,10 +170,7 @@ SCRIPT = r"""
 (function () {
   const root = document.getElementById(ROOT_ID);
   const data = JSON.parse(root.querySelector('script.fw-model-data').textContent);
-  const warnings = [];
-  const logger = {level() { return this; }, error(...a) { warnings.push(a.join(' ')); return this; },
-    warn(...a) { warnings.push(a.join(' ')); return this; }, info() { return this; },
-    debug() { return this; }};
+  VEGA_LOGGER
   const palette = data.colors;
   const views = {};
   function render(el, spec) {
@@ -324,7 +321,7 @@ def section(data: Mapping[str, Any], decision_threshold: float,
                      f" at {decision_threshold:g} = {_fmt(value)}; bound {gate['bound']:g}:"
                      f"{verdict}"
                      " (TFMA's false_positive_rate_gap; red lines: ± the bound).</p>")
-    script = SCRIPT.replace("ROOT_ID", json.dumps(id_))
+    script = SCRIPT.replace("VEGA_LOGGER", VEGA_LOGGER).replace("ROOT_ID", json.dumps(id_))
     gap_chart = ("<div><h4>Gap to the reference group</h4><div class=\"fw-gap-chart\"></div>"
                  "</div>" if gate else "")
     return (f"<div class=\"fw-model\" id=\"{e(id_)}\"><style>{STYLE}</style>"

@@ -445,15 +445,19 @@ background:#fff;padding:4px 0;z-index:1}.fw-stats .controls>*{margin-right:1em}
 .fw-stats .distance{color:#555}.fw-stats .chart{min-width:330px;min-height:60px}
 .fw-stats .hidden{display:none}"""
 
+# Vega's warnings and errors go to a list the page counts (data-warnings), not the console:
+# the tests read it. Shared by every view's script.
+VEGA_LOGGER = r"""const warnings = [];
+  const logger = {level() { return this; }, error(...a) { warnings.push(a.join(' ')); return this; },
+    warn(...a) { warnings.push(a.join(' ')); return this; }, info() { return this; },
+    debug() { return this; }};"""
+
 SCRIPT = r"""
 (function () {
   const root = document.getElementById(ROOT_ID);
   const data = JSON.parse(root.querySelector('script.fw-data').textContent);
   const colors = {domain: data.datasets, range: data.colors};
-  const warnings = [];
-  const logger = {level() { return this; }, error(...a) { warnings.push(a.join(' ')); return this; },
-    warn(...a) { warnings.push(a.join(' ')); return this; }, info() { return this; },
-    debug() { return this; }};
+  VEGA_LOGGER
   function spec(f, quantile, log) {
     const color = {field: 'dataset', type: 'nominal', scale: colors, legend: null};
     const base = {width: 300, height: 90, config: {view: {stroke: null}}};
@@ -639,7 +643,8 @@ def section(datasets: Sequence[tuple[str, Any]], schema=None,
     head = f"<div class=\"fw-stats\" id=\"{e(id_)}\"><style>{STYLE}</style>"
     if not interactive:
         return f"{head}<p>{legend}</p>{note}{tables}{schema_part}{anomaly_part}</div>"
-    script = SCRIPT.replace("ROOT_ID", json.dumps(id_)).replace("TOP", str(TOP))
+    script = (SCRIPT.replace("VEGA_LOGGER", VEGA_LOGGER)
+              .replace("ROOT_ID", json.dumps(id_)).replace("TOP", str(TOP)))
     return (f"{head}<div class=\"controls\"><label>sort by <select class=\"fw-sort\">"
             f"{options}</select></label><label>filter <input class=\"fw-filter\" "
             "type=\"search\" placeholder=\"feature name\"></label><label><input "
