@@ -11,7 +11,6 @@ import pathlib
 
 import apache_beam as beam
 import pytest
-import tensorflow as tf
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import schema_pb2
 
@@ -34,9 +33,8 @@ def pipeline_verdict(csv_dir: pathlib.Path, schemas: dict, label: str, label_map
                                  floats=floats)
     props = {"input_base": str(csv_dir), "custom_config": node.exec_properties["custom_config"]}
     with beam.Pipeline(options=OPTIONS) as p:
-        _ = (p | example_gen._CsvToCleanExample(props, "*")  # pylint: disable=protected-access
-             | beam.io.WriteToTFRecord(str(work / "examples"),
-                                       coder=beam.coders.ProtoCoder(tf.train.Example)))
+        _ = (p | example_gen._CsvToExamples(props, "*")  # pylint: disable=protected-access
+             | beam.io.WriteToTFRecord(str(work / "examples")))
     stats = tfdv.generate_statistics_from_tfrecord(str(work / "examples*"),
                                                    pipeline_options=OPTIONS)
     verdict = {}
