@@ -151,6 +151,34 @@ def test_confidence_intervals_choose_tfmas_method_and_default_to_off(write):
         config.load(write("x.toml", user_toml('[evaluation]\nconfidence_intervals = "yes"')))
 
 
+def test_the_baseline_model_computes_only_the_auc_it_is_compared_on(write):
+    """TFX's Evaluator names the models candidate/baseline when a baseline exists, else "";
+    the baseline then gets AUC alone (the change threshold), the candidate every metric."""
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.utils import config_util
+
+    from pipeline import eval_config
+
+    cfg = config.load(write("d.toml", user_toml("")))
+
+    def per_model(has_baseline: bool) -> dict[str, list[str]]:
+        ec = config_util.update_eval_config_with_defaults(  # rubber stamp: the first run
+            eval_config.build(cfg), has_baseline=has_baseline, rubber_stamp=not has_baseline)
+        out: dict[str, list[str]] = {}
+        for spec in ec.metrics_specs:
+            for name in spec.model_names:
+                out.setdefault(name, []).extend(m.class_name for m in spec.metrics)
+        return out
+
+    both = per_model(True)
+    assert both[tfma.BASELINE_KEY] == ["AUC"]
+    assert {"AUC", "ExampleCount", "FairnessIndicators", "CalibrationPlot"} <= \
+        set(both[tfma.CANDIDATE_KEY])
+    alone = per_model(False)
+    assert list(alone) == [""]
+    assert sorted(alone[""]) == sorted(both[tfma.CANDIDATE_KEY])  # each metric once
+
+
 def test_enable_cache_must_be_a_boolean(write):
     cfg = write("c.toml", '[dataset]\nname = "census"\nsource = "census"\nnumeric = ["age"]\n'
                           'label = "income"\n[pipeline]\nenable_cache = "false"\n')

@@ -545,8 +545,8 @@ def test_the_evaluator_gate_refuses_an_unfair_model_and_blesses_a_fair_one(censu
         compile=False)
     features = pipeline_lib.features(cfg)
     ec = eval_config.build(cfg)
-    for metric in ec.metrics_specs[0].metrics:  # no baseline model here: value thresholds only
-        for t in metric.per_slice_thresholds:
+    for metric in (m for spec in ec.metrics_specs for m in spec.metrics):
+        for t in metric.per_slice_thresholds:  # no baseline model here: value thresholds only
             t.threshold.ClearField("change_threshold")
     outcome = {}
     for name, shift in (("fair", 0.0), ("unfair", 6.0)):
