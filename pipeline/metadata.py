@@ -180,6 +180,7 @@ def run_summary(cfg: PipelineConfig, run_name: str | None = None) -> dict[str, A
             "node": node_id,
             "state": _STATES.get(e.last_known_state, "UNKNOWN"),
             "seconds": round((e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000, 1),
+            "started": e.create_time_since_epoch / 1000, "ended": e.last_update_time_since_epoch / 1000,
             "artifacts": {artifact_types[a.type_id]: a.uri for a in arts},
         })
     summary: dict[str, Any] = {"pipeline": cfg.pipeline_name, "run_id": run.name, "nodes": nodes}
