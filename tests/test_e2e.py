@@ -529,6 +529,55 @@ def _shifted(base: tf.keras.Model, sensitive_xf: str, group_id: int, logit_shift
     return tf.keras.Model(inputs, tf.keras.layers.Activation("sigmoid")(logit))
 
 
+def test_scoring_the_baseline_for_auc_only_leaves_the_candidates_metrics_and_blessing(
+        census, tmp_path):
+    """The EvalConfig computes only AUC for the baseline model (pipeline/eval_config.py). TFMA on
+    the session's student as candidate and baseline, with that config and with every metric in
+    one spec for both models (as before): the candidate's metrics agree to 1e-6, the blessing
+    is the same, and the baseline has AUC alone."""
+    import apache_beam as beam
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.utils import config_util
+
+    cfg, summary = census
+    model_dir = artifacts.serving_model_dir(metadata.node_artifact(summary, STUDENT, "Model"))
+    data = artifacts.split_dir(metadata.node_artifact(summary, "CsvExampleGen", "Examples"),
+                               "eval") + "/*"
+    split = eval_config.build(cfg)
+    merged = tfma.EvalConfig()
+    merged.CopyFrom(split)
+    del merged.metrics_specs[:]
+    merged.metrics_specs.add().metrics.extend(m for s in split.metrics_specs for m in s.metrics)
+
+    def run(ec, name):
+        ec = config_util.update_eval_config_with_defaults(ec, has_baseline=True)
+        models = [tfma.default_eval_shared_model(model_dir, model_name=spec.name, eval_config=ec)
+                  for spec in ec.model_specs]
+        out = str(tmp_path / name)
+        tfma.run_model_analysis(eval_shared_model=models, eval_config=ec, output_path=out,
+                                data_location=data,
+                                pipeline_options=beam.options.pipeline_options.PipelineOptions(
+                                    ["--runner=FnApiRunner"]))
+        values = {}
+        for per_slice in tfma.load_metrics(out):
+            for kv in per_slice.metric_keys_and_values:
+                if kv.value.HasField("double_value"):
+                    key = (str(per_slice.slice_key), kv.key.model_name, kv.key.name,
+                           str(kv.key.sub_key), kv.key.is_diff)
+                    values[key] = kv.value.double_value.value
+        return values, tfma.load_validation_result(out).validation_ok
+
+    (new, new_ok), (old, old_ok) = run(split, "split"), run(merged, "merged")
+    assert new_ok == old_ok
+    candidate = {k: v for k, v in old.items() if k[1] == tfma.CANDIDATE_KEY and not k[4]}
+    assert len(candidate) > 100
+    for key, value in candidate.items():
+        assert new[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
+    assert {k[2] for k in new if k[1] == tfma.BASELINE_KEY} == {"auc"}
+    assert len({k[0] for k in new if k[1] == tfma.BASELINE_KEY}) == \
+        len({k[0] for k in candidate})  # every slice
+
+
 def test_the_evaluator_gate_refuses_an_unfair_model_and_blesses_a_fair_one(census, tmp_path):
     """The pipeline's own EvalConfig (TFMA, real Beam) on a model that uses `sex` directly."""
     import apache_beam as beam
