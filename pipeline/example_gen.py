@@ -80,12 +80,12 @@ def _kind(column: pa.Array) -> int:
     """The type of one block's column, by TFX's rule."""
     if column.null_count == len(column):
         return UNKNOWN
-    text = pc.utf8_trim_whitespace(column.drop_null())
+    text = _number_text(column.drop_null())
     try:
         if pc.all(pc.match_substring_regex(text, _INTEGER)).as_py():
-            pc.cast(_number_text(text), pa.int64())
+            pc.cast(text, pa.int64())
             return INT
-        pc.cast(_number_text(text), pa.float64())
+        pc.cast(text, pa.float64())
         return FLOAT
     except pa.ArrowInvalid:  # an integer beyond int64 (TFX: STRING), or not a number
         return STRING
