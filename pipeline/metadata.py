@@ -89,14 +89,19 @@ def _prop(artifact_or_exec, name: str) -> Any:
     return None
 
 
-def latest_run(s: metadata_store.MetadataStore, pipeline_name: str):
-    """The newest pipeline_run context of this pipeline, or None."""
+def runs(s: metadata_store.MetadataStore, pipeline_name: str) -> list:
+    """The pipeline_run contexts of this pipeline, oldest first."""
     pipeline_ctx = s.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_ctx is None:
-        return None
-    runs = [c for c in s.get_contexts_by_type("pipeline_run")
-            if any(p.id == pipeline_ctx.id for p in s.get_parent_contexts_by_context(c.id))]
-    return max(runs, key=lambda c: (c.create_time_since_epoch, c.id)) if runs else None
+        return []
+    return sorted((c for c in s.get_contexts_by_type("pipeline_run")
+                   if any(p.id == pipeline_ctx.id for p in s.get_parent_contexts_by_context(c.id))),
+                  key=lambda c: (c.create_time_since_epoch, c.id))
+
+
+def latest_run(s: metadata_store.MetadataStore, pipeline_name: str):
+    """The newest pipeline_run context of this pipeline, or None."""
+    return (runs(s, pipeline_name) or [None])[-1]
 
 
 def pushed_versions(cfg: PipelineConfig) -> dict[str, str]:
@@ -127,6 +132,32 @@ def node_executions(s: metadata_store.MetadataStore, run_name: str) -> dict[str,
             if c.type_id == node_type:
                 out[c.name.split(".", 1)[-1]] = e
     return out
+
+
+def completed_nodes(s: metadata_store.MetadataStore, run_name: str) -> set[str]:
+    """The nodes whose last execution in the named run completed or was taken from the cache
+    (a partial run's reused nodes are recorded as cached)."""
+    return {node for node, e in node_executions(s, run_name).items()
+            if e.last_known_state in _SUCCESS}
+
+
+_OUTPUTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def recorded_execution(s: metadata_store.MetadataStore, execution):
+    """The execution that recorded the parameters `execution`'s outputs were made with: itself,
+    or, for a partial run's reused node (TFX records it without parameters), the first
+    execution with parameters that output the same artifacts."""
+    if execution.custom_properties:
+        return execution
+    outputs = [ev.artifact_id for ev in s.get_events_by_execution_ids([execution.id])
+               if ev.type in _OUTPUTS]
+    producers = sorted({ev.execution_id for ev in s.get_events_by_artifact_ids(outputs)
+                        if ev.type in _OUTPUTS and ev.execution_id != execution.id})
+    for e in s.get_executions_by_id(producers) if producers else []:
+        if e.custom_properties:
+            return e
+    return execution
 
 
 def execution_property(execution, name: str) -> Any:
@@ -171,8 +202,7 @@ def run_summary(cfg: PipelineConfig, run_name: str | None = None) -> dict[str, A
         node_ctx = [c for c in s.get_contexts_by_execution(e.id) if c.type_id == node_type]
         node_id = node_ctx[0].name.split(".", 1)[-1] if node_ctx else f"execution {e.id}"
         outputs = [ev.artifact_id for ev in s.get_events_by_execution_ids([e.id])
-                   if ev.type in (metadata_store_pb2.Event.OUTPUT,
-                                  metadata_store_pb2.Event.DECLARED_OUTPUT)]
+                   if ev.type in _OUTPUTS]
         arts = s.get_artifacts_by_id(outputs) if outputs else []
         for a in arts:
             artifacts_by_type.setdefault(artifact_types[a.type_id], []).append(a)
@@ -190,6 +220,8 @@ def run_summary(cfg: PipelineConfig, run_name: str | None = None) -> dict[str, A
     summary["pushed"] = bool(_prop(pushed, "pushed")) if pushed else None
     summary["pushed_version"] = _prop(pushed, "pushed_version") if pushed else None
     summary["pushed_to"] = _prop(pushed, "pushed_destination") if pushed else None
+    # The Pusher found the model already in the serving folder (pipeline.pusher).
+    summary["same_as_version"] = _prop(pushed, "same_as_version") if pushed else None
     evaluation = (artifacts_by_type.get("ModelEvaluation") or [None])[-1]
     summary["metrics"] = slice_metrics(evaluation.uri) if evaluation else {}
     summary["blessing_failures"] = blessing_failures(evaluation.uri) if evaluation else []

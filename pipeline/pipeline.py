@@ -11,6 +11,7 @@ from modules import features as F
 from pipeline import code_hash, eval_config, metadata
 from pipeline import components as components_lib
 from pipeline import example_gen as example_gen_lib
+from pipeline import pusher as pusher_lib
 from pipeline.components import (DataGate, LatestBlessedOtherThanCandidate, LatestOrNone,
                                  ServingCheck)
 from pipeline.config import PipelineConfig
@@ -55,6 +56,8 @@ def node_code(node: str, evaluation: tfma.EvalConfig | None = None) -> dict[str,
                                  shallow=[components_lib.__name__])
     if node == example_gen_lib.NODE_ID:
         return code_hash.digests(example_gen_lib.Executor.__module__)
+    if node == pusher_lib.NODE_ID:
+        return code_hash.digests(pusher_lib.__name__)
     if node == "Evaluator":  # TFMA imports a metric's module by name (MetricConfig.module)
         metric_modules = sorted({m.module for spec in evaluation.metrics_specs
                                  for m in spec.metrics
@@ -159,13 +162,16 @@ def create_pipeline(cfg: PipelineConfig, data: Input, with_baseline: bool = Fals
                                  schema=schema_gen.outputs["schema"],  # for serve --validate
                                  model_name=cfg.model_name,
                                  code_hash=code_hash.as_text(node_code("ServingCheck")))
+    # Checked after the Evaluator, as the DAG reads: `run --from Evaluator` checks it again.
+    serving_check.add_upstream_node(evaluator)
 
-    pusher = tfx.components.Pusher(  # pushes the serving check's copy, warmup file included
+    pusher = pusher_lib.Pusher(  # pushes the serving check's copy, warmup file included
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=str(cfg.model_base_dir))))
+                base_directory=str(cfg.model_base_dir))),
+        custom_config={code_hash.KEY: node_code(pusher_lib.NODE_ID)})
 
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,

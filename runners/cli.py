@@ -64,6 +64,15 @@ def parser() -> argparse.ArgumentParser:
                      help="use a fixed random sample of N rows per split")
     run.add_argument("--train-steps", type=_positive, metavar="N", help="override training steps")
     run.add_argument("--no-cache", action="store_true", help="re-run every component")
+    part = run.add_mutually_exclusive_group()
+    part.add_argument("--from", dest="start_from", metavar="NODE",
+                      help="re-execute NODE and everything downstream of it (no cache); the "
+                           "other nodes' artifacts come from the latest run that completed "
+                           "every node")
+    part.add_argument("--resume", action="store_true",
+                      help="finish the latest run after a crash or a failed component: reuse "
+                           "every node it completed (unless its code or parameters changed "
+                           "since) and start at the one that failed")
     run.add_argument("--runner", choices=("local", "spark", "dataflow"), default="local",
                      help="where the Beam components run: in-process (default), on Spark via "
                           "Beam's job server, or on Dataflow")
@@ -331,7 +340,8 @@ def _run_config(args) -> config_lib.PipelineConfig:
     overrides = {}
     if args.train_steps:
         overrides["training"] = {"train_steps": args.train_steps}
-    if getattr(args, "no_cache", False):
+    # --from re-executes its nodes: a cache hit would hand back what the user asked to redo.
+    if getattr(args, "no_cache", False) or getattr(args, "start_from", None):
         overrides["pipeline"] = {"enable_cache": False}
     return _config(args, sample=args.sample, overrides=overrides)
 
@@ -348,6 +358,12 @@ def cmd_run(args) -> int:
         if used and args.runner != runner:
             raise config_lib.ConfigError(
                 f"--{used[0].replace('_', '-')} needs --runner {runner}")
+    partial_flag = "--resume" if args.resume else args.start_from and f"--from {args.start_from}"
+    if args.data and partial_flag and partial_flag.lower() != "--from csvexamplegen":
+        raise config_lib.ConfigError(f"--data is read by CsvExampleGen, which {partial_flag} "
+                                     "takes from an earlier run; drop --data, or use --from "
+                                     "CsvExampleGen")
+    partial = {"start_from": args.start_from, "resume": args.resume}
     cfg = _run_config(args)
     if args.runner == "spark":
         from runners import spark
@@ -356,7 +372,7 @@ def cmd_run(args) -> int:
             master=args.spark_master, ui=args.spark_ui, worker_pool=args.worker_pool,
             job_server_jar=args.spark_job_server_jar,
             **({"timeout": float(args.timeout)} if args.timeout else {}))
-        seconds = spark.run(cfg, options)
+        seconds = spark.run(cfg, options, **partial)
     else:
         from runners import local
 
@@ -368,7 +384,7 @@ def cmd_run(args) -> int:
                 args.project, args.region, args.temp_location, args.image)))
             where = {"pipeline_root": dataflow.check_gcs_uri("--pipeline-root", args.pipeline_root),
                      "data": dataflow.gcs_input(args.input_uri, cfg.dataset.schema_file)}
-        seconds = local.run(cfg, **where)
+        seconds = local.run(cfg, **where, **partial)
     print(f"\nPipeline finished in {seconds:.1f}s\n")
     from runners import report
 

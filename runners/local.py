@@ -45,9 +45,11 @@ def failure_message(component: str | None, exc: BaseException, log_file: pathlib
 
 
 def run(cfg: PipelineConfig, with_baseline: bool = False,
-        data: pipeline_lib.Input | None = None, pipeline_root: str | None = None) -> float:
-    """Obtain the data (unless given: e.g. in Cloud Storage for Dataflow), run every component,
-    and return the wall time in seconds."""
+        data: pipeline_lib.Input | None = None, pipeline_root: str | None = None,
+        start_from: str | None = None, resume: bool = False) -> float:
+    """Obtain the data (unless given: e.g. in Cloud Storage for Dataflow), run every component
+    (or, with `start_from` or `resume`, part of them: pipeline.partial_run), and return the
+    wall time in seconds."""
     log_file = cfg.log_path("run", ".log")
     with Progress(log_file) as progress:
         # TFX is first imported in here (also by acquire.prepare): TensorFlow's C++ import-time
@@ -66,12 +68,25 @@ def run(cfg: PipelineConfig, with_baseline: bool = False,
         for c in p.components:  # a Spark application or Dataflow job named after its node
             if isinstance(c, BaseBeamComponent):
                 c.with_beam_pipeline_args([f"--job_name={cfg.beam_job_name(c.id)}"])
+        options = None
+        if start_from or resume:
+            from tfx.dsl.compiler import compiler
+            from tfx.orchestration import pipeline as tfx_pipeline
+
+            from pipeline import partial_run
+
+            ir = compiler.Compiler().compile(p)
+            part = (partial_run.start_from(cfg, ir, start_from) if start_from
+                    else partial_run.resume(cfg, ir))
+            options = tfx_pipeline.RunOptions(from_nodes=part.from_nodes,
+                                              base_pipeline_run_id=part.base_run)
+            progress.echo(part.why)
         progress.begin([c.id for c in p.components])
         progress.echo(f"Running {cfg.pipeline_name}: {len(progress.node_ids)} components, "
                       f"output in {cfg.output_dir}")
         start = time.monotonic()
         try:
-            LocalDagRunner().run(p)
+            LocalDagRunner().run(p, run_options=options)
         except DataAnomaliesError:
             raise
         except Exception as e:  # Progress writes the whole traceback to the log

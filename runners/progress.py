@@ -15,6 +15,7 @@ import absl.logging
 _RUNNING = re.compile(r"Component (\S+) is running\.")
 _FINISHED = re.compile(r"Component (\S+) is finished\.")
 _CACHED = re.compile(r"A cached execution \d+ is used\.")
+_SKIPPED = re.compile(r"Skipping component (\S+)\.")  # a partial run's reused node
 # Loggers of Fairway's own packages: their warnings are meant for the user, so they stay visible.
 _OWN = ("fairway", "runners", "pipeline", "modules", "data", "monitoring", "serving")
 
@@ -54,6 +55,9 @@ class Progress(logging.Handler):
             self.current, self.cached, self.node_start = m.group(1), False, time.monotonic()
             i = self.node_ids.index(self.current) + 1 if self.current in self.node_ids else "?"
             self.echo(f"[{i}/{len(self.node_ids)}] {self.current} ...")
+        elif m := _SKIPPED.search(msg):
+            i = self.node_ids.index(m.group(1)) + 1 if m.group(1) in self.node_ids else "?"
+            self.echo(f"[{i}/{len(self.node_ids)}] {m.group(1)}: reused")
         elif _CACHED.search(msg):
             self.cached = True
         elif m := _FINISHED.search(msg):

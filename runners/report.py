@@ -52,6 +52,9 @@ def text(summary: dict[str, Any], threshold: float = 0.5) -> str:
         lines.append(f"  not blessed: {failure}")
     if summary["pushed"]:
         lines.append(f"Pushed: version {summary['pushed_version']} -> {summary['pushed_to']}")
+    elif summary.get("same_as_version"):
+        lines.append(f"Pushed: no new version: the model is version {summary['same_as_version']}, "
+                     "already in the serving folder")
     else:
         lines.append("Pushed: no")
     return "\n".join(lines)

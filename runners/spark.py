@@ -34,8 +34,9 @@ def beam_args(cluster: Cluster) -> tuple[str, ...]:
             "--environment_cache_millis=600000", NO_TFX_SDIST)
 
 
-def run(cfg: PipelineConfig, options: SparkOptions) -> float:
-    """Run the pipeline with its Beam components on Spark; returns the wall time in seconds."""
+def run(cfg: PipelineConfig, options: SparkOptions, **partial) -> float:
+    """Run the pipeline with its Beam components on Spark; returns the wall time in seconds.
+    `partial`: local.run's start_from / resume."""
     from pipeline import metadata
 
     log_dir = cfg.log_path("spark")
@@ -46,7 +47,7 @@ def run(cfg: PipelineConfig, options: SparkOptions) -> float:
         mismatch = cluster.job_server_beam != beam_version()
         try:
             with cluster.deadline(options.timeout):
-                seconds = local.run(spark_cfg)
+                seconds = local.run(spark_cfg, **partial)
         except Exception as e:
             if cluster.aborted:
                 raise SparkError(f"Spark run {cluster.aborted}; stopped the job server, worker "

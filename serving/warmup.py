@@ -115,6 +115,8 @@ def write(model_dir: str, logs: Sequence[prediction_log_pb2.PredictionLog]) -> s
     tf.io.gfile.makedirs(os.path.dirname(path))
     with tf.io.TFRecordWriter(path) as w:
         for log in logs:
-            w.write(log.SerializeToString())
+            # Deterministic: a map's order (PredictRequest.inputs) otherwise varies between
+            # processes, and the Pusher recognises an already pushed model by its bytes.
+            w.write(log.SerializeToString(deterministic=True))
     return path
 

@@ -8,9 +8,13 @@ order the tests run in.
 import csv
 import itertools
 import json
+import os
 import pathlib
 import re
 import shutil
+import signal
+import subprocess
+import sys
 
 import e2e_support
 import numpy as np
@@ -651,6 +655,71 @@ def test_immediate_rerun_is_served_from_cache(census_in_place, capsys):
     assert {s for n, s in rerun.items() if n not in resolvers} == {"CACHED"}, rerun
     assert version_folders() == served == [str(summary["pushed_version"])]
     assert again["pushed_version"] == summary["pushed_version"]
+
+
+def test_from_evaluator_reruns_the_last_three_nodes_on_the_latest_runs_artifacts(census_copy,
+                                                                                 capfd):
+    cfg, summary = census_copy
+    served = versions(cfg)
+    capfd.readouterr()
+    assert run(cfg.output_dir, "--from", "Evaluator") == 0
+    printed = capfd.readouterr().out  # with the progress lines, written to descriptor 1
+    again = metadata.run_summary(cfg)
+    by_node = states(again)
+    assert {n for n, s in by_node.items() if s != "CACHED"} == {"Evaluator", "ServingCheck",
+                                                               "Pusher"}, by_node
+    assert {by_node[n] for n in ("Evaluator", "ServingCheck", "Pusher")} == {"COMPLETE"}
+    assert "[8/13] TeacherTrainer: reused" in printed
+    # Lineage: the reused nodes are the first run's artifacts, and that run is the parent.
+    first = {n["node"]: n["artifacts"] for n in summary["nodes"]}
+    for n in again["nodes"]:
+        if n["state"] == "CACHED" and not n["node"].endswith("_resolver"):
+            assert n["artifacts"] == first[n["node"]], n["node"]
+    s = metadata.store(cfg)
+    ctx = s.get_context_by_type_and_name("pipeline_run", again["run_id"])
+    assert summary["run_id"] in {c.name for c in s.get_parent_contexts_by_context(ctx.id)}
+    # The same model, checked again: not pushed again as a new version.
+    assert versions(cfg) == served
+    assert again["pushed"] is False
+    assert str(again["same_as_version"]) == str(summary["pushed_version"])
+    assert f"Pushed: no new version: the model is version {summary['pushed_version']}" in printed
+    # Nothing to resume after a run that completed; an unknown node names the real ones.
+    assert run(cfg.output_dir, "--resume") == 1
+    assert "completed every node; nothing to resume" in capfd.readouterr().err
+    assert run(cfg.output_dir, "--from", "Trainer") == 1
+    assert "expected one of CsvExampleGen, ImportSchemaGen" in capfd.readouterr().err
+
+
+def test_resume_after_a_killed_run_finishes_without_retraining(census_in_place):
+    """In place: a node whose parameters changed since the killed run runs again, and a copy
+    elsewhere changes the data and schema paths ExampleGen and ImportSchemaGen recorded."""
+    cfg, _ = census_in_place
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runners.cli", "run", "--config", str(CONFIG["path"]),
+         "--sample", SAMPLE, "--train-steps", STEPS, "--output", str(cfg.output_dir),
+         "--from", "StudentTrainer"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:  # killed as the Evaluator starts: the student it trained is complete
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "] Evaluator ..." in line:
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert "] Evaluator ..." in lines[-1], "".join(lines)
+    killed = metadata.run_summary(cfg)
+    assert states(killed)[STUDENT] == "COMPLETE" and "Pusher" not in states(killed)
+    student = metadata.node_artifact(killed, STUDENT, "Model")
+
+    assert run(cfg.output_dir, "--resume") == 0
+    resumed = metadata.run_summary(cfg)
+    by_node = states(resumed)
+    assert {n for n, s in by_node.items() if s != "CACHED"} == {"Evaluator", "ServingCheck",
+                                                               "Pusher"}, by_node
+    assert metadata.node_artifact(resumed, STUDENT, "Model") == student  # not retrained
+    assert resumed["blessed"] is True
 
 
 def _table(md: str, header: str) -> list[list[str]]:

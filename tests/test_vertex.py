@@ -44,7 +44,7 @@ def test_every_container_runs_the_image_with_its_executor(spec):
                 "TeacherTrainer": "tfx.components.trainer.executor.GenericExecutor",
                 "DataGate": "pipeline.components.DataGate_Executor",
                 "ServingCheck": "pipeline.components.ServingCheck_Executor",
-                "Pusher": "tfx.components.pusher.executor.Executor"}
+                "Pusher": "pipeline.pusher.Executor"}
     for node, c in containers.items():
         assert c["image"] == IMAGE, node
         assert c["command"] == ["python", "-m",
