@@ -1,9 +1,10 @@
 """`fairway data --new-span DIR`: a new batch ("span") of data shaped like the dataset, drawn
 from its rows with another seed, optionally with the config's [inject_drift] applied, to
-exercise the drift gate."""
+exercise the drift gate (and, with only its new category, `fairway schema propose|accept`)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import pathlib
 import random
 
@@ -21,6 +22,29 @@ def _drift(row: dict, how: DriftInjection, rng: random.Random) -> dict:
         for column, value in how.new_category:
             row[column] = value
     return row
+
+
+INJECT = ("all", "shift", "new-category")  # what `--inject-drift [WHAT]` applies
+
+
+def injection(how: DriftInjection, what: str | None,
+              fraction: float | None = None) -> DriftInjection | None:
+    """The part of the config's [inject_drift] that `--inject-drift [WHAT]` asks for: all of
+    it, only the numeric shift, or only the new category (a span whose one change is a value
+    the schema does not know: refused until `fairway schema accept`, then passing, as long as
+    `fraction`, the share of rows given the value, keeps it under the drift threshold)."""
+    if what is None:
+        if fraction is not None:
+            raise DataError("--category-fraction goes with --inject-drift")
+        return None
+    if what not in INJECT:
+        raise DataError(f"--inject-drift {what}: expected one of {', '.join(INJECT)}")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise DataError(f"--category-fraction {fraction:g}: expected a share in (0, 1]")
+    return dataclasses.replace(
+        how, shift=() if what == "new-category" else how.shift,
+        new_category=() if what == "shift" else how.new_category,
+        fraction=how.fraction if fraction is None else fraction)
 
 
 def _pool(folder: pathlib.Path) -> tuple[list[str], list[dict]]:

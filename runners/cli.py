@@ -299,9 +299,15 @@ def parser() -> argparse.ArgumentParser:
                       help="write DIR/{train,eval}/data.csv drawn from the dataset with --seed")
     data.add_argument("--rows", type=_positive, default=2000, help="rows per split (2000)")
     data.add_argument("--seed", type=int, default=2, help="seed of the new span (2)")
-    data.add_argument("--inject-drift", action="store_true",
+    data.add_argument("--inject-drift", nargs="?", const="all", metavar="WHAT",
+                      choices=("all", "shift", "new-category"),
                       help="apply the config's [inject_drift] (shifted numbers, a new "
-                           "category on a share of rows)")
+                           "category on a share of rows); WHAT: all (default), shift, or "
+                           "new-category (a span whose only change is the new value, e.g. "
+                           "for `fairway schema propose`)")
+    data.add_argument("--category-fraction", type=float, metavar="F",
+                      help="with --inject-drift: the share of rows given the new category "
+                           "(default: the config's inject_drift.fraction)")
     from runners import feedback_cmd
 
     feedback_cmd.add_data_flags(data)
@@ -313,6 +319,9 @@ def parser() -> argparse.ArgumentParser:
     from runners import rollout_cmd
 
     rollout_cmd.add_rollout_parser(sub, _add_config_args)
+    from runners import schema_cmd
+
+    schema_cmd.add_parsers(sub, _add_config_args)
 
     init = sub.add_parser("init", help="write a config (TOML) and a curated schema for your own "
                                        "CSV data, decided from the data")
@@ -548,7 +557,8 @@ def cmd_data(args) -> int:
 
         from data import spans
         dest = spans.write(data.base, pathlib.Path(args.new_span), args.rows, args.seed,
-                           cfg.inject_drift if args.inject_drift else None)
+                           spans.injection(cfg.inject_drift, args.inject_drift,
+                                           args.category_fraction))
         print(f"new span{' with injected drift' if args.inject_drift else ''}: {dest} "
               f"(run it with `fairway run --data {dest}`)")
         return 0
@@ -572,6 +582,12 @@ def cmd_label_queue(args) -> int:
     from runners import feedback_cmd
 
     return feedback_cmd.label_queue(_config(args), args)
+
+
+def cmd_schema(args) -> int:
+    from runners import schema_cmd
+
+    return schema_cmd.run(_config(args), args)
 
 
 def cmd_init(args) -> int:
@@ -601,7 +617,7 @@ def main(argv=None) -> int:
                     "monitor": cmd_monitor, "report": cmd_report, "stats": cmd_stats, "status": cmd_status, "data": cmd_data,
                     "init": cmd_init, "card": cmd_card, "label-queue": cmd_label_queue,
                     "rollout": cmd_rollout,
-                    "doctor": cmd_doctor,
+                    "doctor": cmd_doctor, "schema": cmd_schema,
                     **dict.fromkeys(("models", "promote", "rollback", "unset", "approve",
                                      "history"), cmd_release)}
         return commands[args.command](args)

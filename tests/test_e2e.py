@@ -805,27 +805,82 @@ def test_bad_data_stops_before_pusher_and_keeps_what_is_served(census_copy, tmp_
     assert states(bad)["DataGate"] == "FAILED"
 
 
-def test_a_drifted_span_stops_before_the_pusher_and_a_clean_span_passes(census_copy, tmp_path,
-                                                                       capsys):
-    cfg, _ = census_copy
+def _with_own_schema(folder: pathlib.Path) -> pathlib.Path:
+    """The e2e config and the repo's curated census schema, copied to `folder`, the config
+    pointing at the copy: `fairway schema accept` writes the copy, never schemas/."""
+    folder.mkdir()
+    shutil.copy(config.SCHEMAS_DIR / "census" / "schema.pbtxt", folder / "schema.pbtxt")
+    text = CONFIG["path"].read_text()
+    assert '\nname = "census"\n' in text
+    path = folder / "census.toml"
+    path.write_text(text.replace('\nname = "census"\n',
+                                 '\nname = "census"\nschema = "schema.pbtxt"\n', 1))
+    return path
+
+
+def test_a_drifted_span_is_refused_and_its_new_category_passes_once_accepted_in_the_schema(
+        census_copy, tmp_path, capfd):
+    from data import schema_evolution
+    from pipeline import data_gate
+
+    cfg, first = census_copy
+    path = _with_own_schema(tmp_path / "config")
+    cfg = config.load(path, output_dir=cfg.output_dir)
+    repo_schema = (config.SCHEMAS_DIR / "census" / "schema.pbtxt").read_text()
     served = versions(cfg)
-    data = ["data", "--config", str(CONFIG["path"]), "--output", str(cfg.output_dir),
-            "--rows", SAMPLE]
-    drifted, clean = tmp_path / "span-drifted", tmp_path / "span-clean"
+    where = ["--config", str(path), "--output", str(cfg.output_dir)]
+    data = ["data", *where, "--rows", SAMPLE]
+    drifted, new_value = tmp_path / "span-drifted", tmp_path / "span-new-value"
     assert cli.main(data + ["--new-span", str(drifted), "--inject-drift", "--seed", "3"]) == 0
-    assert cli.main(data + ["--new-span", str(clean), "--seed", "2"]) == 0
-    capsys.readouterr()
-    assert run(cfg.output_dir, "--data", str(drifted)) == 1
-    err = capsys.readouterr().err
+    # The same new workclass on 5 % of the rows and no other change: under the drift threshold.
+    assert cli.main(data + ["--new-span", str(new_value), "--inject-drift", "new-category",
+                            "--category-fraction", "0.05", "--seed", "2"]) == 0
+    capfd.readouterr()
+    assert e2e_support.run(path, cfg.output_dir, "--data", str(drifted)) == 1
+    err = capfd.readouterr().err
     assert "feature 'age': drift (JENSEN_SHANNON_DIVERGENCE)" in err, err[-3000:]
     assert "feature 'workclass': drift (L_INFTY)" in err
     assert "Gig-economy" in err  # ExampleValidator: a value the schema does not know
     assert versions(cfg) == served
-    assert states(metadata.run_summary(cfg))["DataGate"] == "FAILED"
-    # The reference stays the last data that passed, so the clean span is not compared with
-    # the drifted one that was refused.
-    assert run(cfg.output_dir, "--data", str(clean)) == 0, capsys.readouterr().err[-3000:]
-    assert states(metadata.run_summary(cfg))["DataGate"] == "COMPLETE"
+    refused = metadata.run_summary(cfg)
+    assert states(refused)["DataGate"] == "FAILED"
+
+    # propose: exactly the workclass domain extension; the drift is named, not "fixed".
+    assert cli.main(["schema", "propose", *where]) == 0
+    out = capfd.readouterr().out
+    p = schema_evolution.paths(cfg)
+    md = p.markdown.read_text()
+    proposed, rest = md.split("## Changes (each with its reason and evidence)\n\n")[1] \
+        .split("\n\n", 1)
+    assert re.fullmatch(r"- feature 'workclass': domain extended by 'Gig-economy' \(seen in "
+                        r"\d+\.\d % of train rows and \d+\.\d % of eval rows of run "
+                        + re.escape(refused["run_id"]) + r"\)", proposed), proposed
+    drift = rest.split("## Not fixed by a schema change")[1].split("## Diff")[0]
+    assert "feature 'age': drift (JENSEN_SHANNON_DIVERGENCE)" in drift
+    diff = md.split("```diff\n")[1].split("```")[0].splitlines()
+    assert [line for line in diff if line[:1] in "+-" and line[:3] not in ("+++", "---")] == [
+        '+  value: "Gig-economy"']
+    assert f"fairway schema accept --config {path}" in out
+
+    # accept: v1 the schema before, v2 the accepted one, also over the curated file.
+    assert cli.main(["schema", "accept", *where]) == 0
+    assert p.version(1).read_text() == repo_schema
+    assert p.version(2).read_text() == p.curated.read_text() != repo_schema
+    assert (config.SCHEMAS_DIR / "census" / "schema.pbtxt").read_text() == repo_schema
+
+    # The next run uses the accepted schema, and the span with the new value passes.
+    assert e2e_support.run(path, cfg.output_dir, "--data", str(new_value)) == 0, \
+        capfd.readouterr().err[-3000:]
+    passed = metadata.run_summary(cfg)
+    assert states(passed)["DataGate"] == "COMPLETE"
+    staged = metadata.node_artifact(passed, "ImportSchemaGen", "Schema")
+    assert 'value: "Gig-economy"' in pathlib.Path(artifacts.schema_path(staged)).read_text()
+    # The reference stays the last data that passed (the first run's), so the new span is
+    # not compared with the drifted one that was refused.
+    [accepted] = metadata.store(cfg).get_artifacts_by_uri(
+        metadata.node_artifact(passed, "DataGate", "ExampleStatistics"))
+    assert accepted.custom_properties[data_gate.DRIFT_REFERENCE].string_value == \
+        metadata.node_artifact(first, "DataGate", "ExampleStatistics")
 
 
 def test_a_group_missing_from_the_data_stops_the_run_naming_it(tmp_path, capsys):
