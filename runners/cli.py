@@ -319,9 +319,10 @@ def parser() -> argparse.ArgumentParser:
     from runners import rollout_cmd
 
     rollout_cmd.add_rollout_parser(sub, _add_config_args)
-    from runners import schema_cmd
+    from runners import schema_cmd, store_cmd
 
     schema_cmd.add_parsers(sub, _add_config_args)
+    store_cmd.add_parsers(sub, _add_config_args)
 
     init = sub.add_parser("init", help="write a config (TOML) and a curated schema for your own "
                                        "CSV data, decided from the data")
@@ -590,6 +591,12 @@ def cmd_schema(args) -> int:
     return schema_cmd.run(_config(args), args)
 
 
+def cmd_store(args) -> int:
+    from runners import store_cmd
+
+    return store_cmd.run(_config(args), args)
+
+
 def cmd_init(args) -> int:
     import time
 
@@ -618,6 +625,7 @@ def main(argv=None) -> int:
                     "init": cmd_init, "card": cmd_card, "label-queue": cmd_label_queue,
                     "rollout": cmd_rollout,
                     "doctor": cmd_doctor, "schema": cmd_schema,
+                    "gc": cmd_store, "metadata": cmd_store,
                     **dict.fromkeys(("models", "promote", "rollback", "unset", "approve",
                                      "history"), cmd_release)}
         return commands[args.command](args)

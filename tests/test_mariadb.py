@@ -262,6 +262,44 @@ def test_two_runs_and_registry_changes_share_one_store_at_the_same_time(mariadb,
     status = json.loads(capsys.readouterr().out)
     assert status["run_id"] in runs and status["pushed"] is True
 
+    # The store's upkeep on MariaDB: `fairway gc` measures the database (a dry run; b's
+    # artifacts are outside a's pipeline root), then a backup restores into a second, empty
+    # database with the same `fairway status`, and not into another pipeline's store.
+    a = ["--config", str(path), "--output", str(outs["a"][0])]
+    assert cli.main(["gc", *a, "--keep-runs", "1", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["dry_run"] and plan["store_bytes"]["before"] > 0
+    assert all(c["uri"].startswith(str(cfgs["a"].pipeline_root)) for c in plan["delete"])
+    backup = tmp_path / "backup"
+    assert cli.main(["metadata", "backup", *a, "--to", str(backup)]) == 0
+    capsys.readouterr()
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert (manifest["backend"], manifest["pipelines"]) == ("mysql", ["fairway-census"])
+    assert manifest["counts"]["executions"] == int(mariadb.sql("SELECT COUNT(*) FROM Execution",
+                                                               "fw_shared"))
+    assert files_with_the_password(backup) == []
+    restored_db = mariadb.database("fw_restored", password=PASSWORD)
+    restored = ["--config", str(census_config(tmp_path, restored_db, "restored.toml")),
+                "--output", str(tmp_path / "restored")]
+    assert cli.main(["metadata", "restore", str(backup), *restored]) == 0
+    assert "restored" in capsys.readouterr().out
+    assert cli.main(["status", *restored, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == status
+    tables = mariadb.sql("SHOW TABLES", "fw_shared").split()
+    checksums = {db: mariadb.sql(f"CHECKSUM TABLE {', '.join(tables)}", db).split()[1::2]
+                 for db in ("fw_shared", "fw_restored")}
+    assert checksums["fw_shared"] == checksums["fw_restored"]
+    assert cli.main(["metadata", "restore", str(backup), *restored]) == 1
+    assert "not empty" in capsys.readouterr().err
+    other_db = mariadb.database("fw_other", password=PASSWORD)
+    taxi = tmp_path / "taxi.toml"
+    taxi.write_text((config.PRESETS_DIR / "taxi.toml").read_text() + "\n" + toml_table(other_db))
+    assert cli.main(["metadata", "restore", str(backup), "--config", str(taxi),
+                     "--output", str(tmp_path / "taxi")]) == 1
+    err = capsys.readouterr().err
+    assert "'fairway-census'" in err and "'fairway-taxi'" in err and "Traceback" not in err
+    assert mariadb.sql("SHOW TABLES", "fw_other").strip() == ""
+
 
 def _mkdir(p: pathlib.Path) -> pathlib.Path:
     p.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ real `fairway serve --registry` under bounded load on 127.0.0.1, the registry in
 6. Every step is in `fairway history`, and in MLMD with its lineage.
 """
 import json
+import os
 import time
 
 import e2e_support
@@ -20,7 +21,7 @@ import release_support as support
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 from pipeline import config, metadata
-from release import registry
+from release import gc, registry
 from runners import cli
 from runners.serve_process import serve
 from serving import client
@@ -177,3 +178,93 @@ def test_a_day_of_releases(census_config, census_run, tmp_path, capsys):
     with capsys.disabled():
         print(f"\nrollback {v4} -> {v2} reached traffic {latency:.2f} s after the command "
               "started (in-process CLI)")
+
+    # 7. `fairway gc --keep-runs 1` on the day's store of three runs (its own folder: the
+    #    shared session run's files are outside its pipeline root, and never deleted). The runs
+    #    ended minutes ago: none counts as just active.
+    conf = ["--config", str(canary_toml), *out]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gc, "SETTLE_SECONDS", 0.0)
+        shared = printed_json(capsys, "gc", "--keep-runs", "1", "--json", *conf)
+        assert shared["kept"][gc.OUTSIDE] > 0
+        assert all(c["uri"].startswith(str(cfg.pipeline_root) + os.sep)
+                   for c in shared["delete"])
+        rebase(cfg, census_run)  # the copy's store now names the copy's files of that run
+        status = printed_json(capsys, "status", "--json", *conf)
+        store = metadata.store(cfg)
+        files = sorted(cfg.output_dir.rglob("*"))
+        states = {a.id: a.state for a in store.get_artifacts()}
+        dry = printed_json(capsys, "gc", "--keep-runs", "1", "--json", *conf)
+        assert dry["dry_run"] and dry["delete"], dry  # the old runs left things to delete
+        assert sorted(cfg.output_dir.rglob("*")) == files
+        assert {a.id: a.state for a in store.get_artifacts()} == states
+        done = printed_json(capsys, "gc", "--keep-runs", "1", "--yes", "--json", *conf)
+    assert done["deleted"] == [c["id"] for c in dry["delete"]] and not done["skipped"]
+    latest = metadata.latest_run(store, cfg.pipeline_name).name
+    in_latest = {uri for n in metadata.run_summary(cfg, latest)["nodes"]
+                 for uri in n["artifacts"].values()}
+    for a in store.get_artifacts_by_id(done["deleted"]):
+        assert a.state == mlmd.Artifact.DELETED and not os.path.exists(a.uri), a
+        assert a.uri not in in_latest and a.uri.startswith(str(cfg.pipeline_root))
+    # v1's run (the session's) lost its Transform intermediates.
+    [v1_run] = [v.run for v in registry.Registry(cfg).versions() if v.number == v1]
+    first = metadata.run_summary(cfg, v1_run)
+    assert not os.path.exists(metadata.node_artifact(first, "Transform", "Examples"))
+    disk = done["disk_bytes"]
+    assert disk["after"] < disk["before"], disk
+    # What is in use stays: every alias's version (folder, pushed model, trained model) ...
+    reg = registry.Registry(cfg)
+    for alias, number in reg.aliases().items():
+        version = reg.version(number)  # its folder is there
+        model = metadata.node_artifact(metadata.run_summary(cfg, version.run),
+                                       "StudentTrainer", "Model")
+        for a in (*store.get_artifacts_by_id([version.artifact_id]),
+                  *store.get_artifacts_by_uri(model)):
+            assert a.state == mlmd.Artifact.LIVE and os.path.exists(a.uri), (alias, a)
+    # ... and the DataGate's accepted statistics, the next run's drift reference.
+    gate = metadata.node_executions(store, latest)["DataGate"]
+    accepted = [e.artifact_id for e in store.get_events_by_execution_ids([gate.id])
+                if e.type == mlmd.Event.OUTPUT and e.path.steps[0].key == "accepted"]
+    assert accepted
+    for a in store.get_artifacts_by_id(accepted):
+        assert a.state == mlmd.Artifact.LIVE and os.path.exists(a.uri)
+    assert printed_json(capsys, "status", "--json", *conf) == status
+    # The served model still loads and answers: a fresh `fairway serve --registry`.
+    with serve(tmp_path, *conf, "--registry") as server:
+        c = client.Client(port=server.rest_port, model=cfg.model_name)
+        try:
+            assert c.predict(rows[:1]).version == reg.aliases()["production"]
+        finally:
+            c.close()
+
+    # 8. Backup, then restore into an empty store (another output folder): the same status.
+    backup = tmp_path / "backup"
+    code, said = fairway(capsys, "metadata", "backup", *conf, "--to", str(backup))
+    assert code == 0, said
+    empty = ["--config", str(canary_toml), "--output", str(tmp_path / "restored")]
+    code, said = fairway(capsys, "metadata", "restore", str(backup), *empty)
+    assert code == 0 and "restored" in said, said
+    assert printed_json(capsys, "status", "--json", *empty) == status
+    with capsys.disabled():
+        print(f"gc --keep-runs 1: {len(done['deleted'])} artifacts deleted; pipeline root "
+              f"{disk['before']:,} -> {disk['after']:,} bytes, store "
+              f"{done['store_bytes']['before']:,} -> {done['store_bytes']['after']:,} bytes")
+
+
+def printed_json(capsys, *args: str):
+    """What a `fairway ... --json` command printed on stdout (it must succeed)."""
+    code = cli.main(list(args))
+    out = capsys.readouterr()
+    assert code == 0, out.out + out.err
+    return json.loads(out.out)
+
+
+def rebase(cfg, shared) -> None:
+    """copy_run's store names the shared session run's files; point it at the copies in this
+    folder, so that gc may delete that run's old artifacts here."""
+    store = metadata.store(cfg)
+    old, new = str(shared.output_dir), str(cfg.output_dir)
+    moved = [a for a in store.get_artifacts() if a.uri.startswith(old + os.sep)]
+    for a in moved:
+        a.uri = new + a.uri[len(old):]
+    store.put_artifacts(moved)
