@@ -92,11 +92,11 @@ def _prop(artifact_or_exec, name: str) -> Any:
 def runs(s: metadata_store.MetadataStore, pipeline_name: str) -> list:
     """The pipeline_run contexts of this pipeline, oldest first."""
     pipeline_ctx = s.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline_ctx is None:
+    run_type = {t.name: t.id for t in s.get_context_types()}.get("pipeline_run")
+    if pipeline_ctx is None or run_type is None:
         return []
-    return sorted((c for c in s.get_contexts_by_type("pipeline_run")
-                   if any(p.id == pipeline_ctx.id for p in s.get_parent_contexts_by_context(c.id))),
-                  key=lambda c: (c.create_time_since_epoch, c.id))
+    return sorted((c for c in s.get_children_contexts_by_context(pipeline_ctx.id)
+                   if c.type_id == run_type), key=lambda c: (c.create_time_since_epoch, c.id))
 
 
 def latest_run(s: metadata_store.MetadataStore, pipeline_name: str):

@@ -88,13 +88,9 @@ class _Lineage:
         self.producers: dict[int, set[int]] = collections.defaultdict(set)
         self.artifacts: dict[int, mlmd.Artifact] = {}
         self.types = {t.id: t.name for t in s.get_artifact_types()}
-        pipeline = s.get_context_by_type_and_name("pipeline", pipeline_name)
-        run_type = {t.name: t.id for t in s.get_context_types()}.get("pipeline_run")
-        if pipeline is None or run_type is None:
+        self.runs = metadata.runs(s, pipeline_name)[::-1]
+        if not self.runs:
             return
-        self.runs = sorted((c for c in s.get_children_contexts_by_context(pipeline.id)
-                            if c.type_id == run_type),
-                           key=lambda c: (c.create_time_since_epoch, c.id), reverse=True)
         run_of = {}
         for run in self.runs:
             self.executions[run.id] = s.get_executions_by_context(run.id)
