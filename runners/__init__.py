@@ -6,6 +6,7 @@ benchmarks and the test suite import it first, from benchmarks/__init__.py and t
 Containers set TF_USE_LEGACY_KERAS in the Dockerfile instead: their entrypoints (Beam's boot,
 TFX's executor) import TensorFlow before any Fairway code.
 """
+import logging
 import os
 import warnings
 
@@ -16,3 +17,14 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # google-api-core warns about Python 3.10 on every import; 3.10 is what TFX 1.16 supports.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+
+
+class _NoDeprecationNotices(logging.Filter):
+    """TensorFlow logs a notice the first time a library (TFX, TFMA) calls a deprecated API
+    (`fairway status` printed one from TFMA's reader): nothing a user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "is deprecated and will be removed" not in str(record.msg)
+
+
+logging.getLogger("tensorflow").addFilter(_NoDeprecationNotices())
